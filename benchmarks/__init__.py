@@ -1,0 +1,1 @@
+"""Benchmarks: one script per question, each with ``main(argv=None) -> dict``."""

@@ -1,0 +1,258 @@
+"""The optimiser type of dynopt and the checks shared by its factories.
+
+An optimiser here is an ``optax.GradientTransformationExtraArgs`` that also carries
+its :class:`~dynopt.Dynamics`: the continuous-time flow it discretises, the
+numerical scheme, the clock mapping step ``k`` to ODE time ``t_k`` and the map
+between its hyperparameters and the flow's constants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+ScalarOrSchedule = float | jax.Array | optax.Schedule
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    """A one-step numerical scheme, described for people and for order tests.
+
+    Attributes:
+      name: short identifier, e.g. ``"explicit_euler"``.
+      order: global order of accuracy against the optimiser's own flow, in the
+        step ``h`` of its clock (the error at fixed ODE time is ``O(h^order)``).
+      update: the update rule in words / formulas.
+    """
+
+    name: str
+    order: int
+    update: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Clock:
+    """Maps optimiser steps to ODE time: ``t_{k+1} = t_k + h_k``.
+
+    Attributes:
+      name: ``"learning_rate"`` (``h_k = lr_k``, SGD) or ``"sqrt_learning_rate"``
+        (``h_k = gamma_k = sqrt(2 lr_k (1 - d) / (1 + beta))``, momentum methods).
+      step: function of the hyperparameter dict giving ``h_k``.
+      formula: the rule in words.
+    """
+
+    name: str
+    step: Callable[[Mapping[str, Any]], jax.Array]
+    formula: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Dynamics:
+    """What an optimiser discretises and how.
+
+    Attributes:
+      name: the optimiser's name (``"sgd"``, ``"momentum"``, ``"nesterov"``, ...).
+      scheme: the :class:`Scheme`.
+      clock: the :class:`Clock`.
+      hyperparams: the hyperparameters the optimiser was built with (floats,
+        arrays or schedules).
+      options: the non-numeric options (``init_velocity``, ``maximize``, ...).
+      make_flow: builds the flow from concrete hyperparameter values.
+      to_ode: maps the hyperparameter dict to the flow's constants (e.g.
+        ``{"gamma": ..., "friction": ...}``).
+    """
+
+    name: str
+    scheme: Scheme
+    clock: Clock
+    hyperparams: Mapping[str, Any]
+    options: Mapping[str, Any]
+    make_flow: Callable[..., Any]
+    to_ode: Callable[..., dict]
+
+    def initial_hyperparams(self) -> dict:
+        """Hyperparameter values at step 0 (schedules evaluated at 0)."""
+        return {k: v(0) if callable(v) else v for k, v in self.hyperparams.items()}
+
+    def flow(self, **overrides):
+        """The continuous-time model for the given (default: initial) hyperparameters.
+
+        Example: ``dynopt.momentum(0.1, 0.9).dynamics.flow()`` is a
+        :class:`~dynopt.HeavyBallFlow` with friction ``2 (1 - beta) / ((1 + beta)
+        gamma)``.
+        """
+        hp = {**self.initial_hyperparams(), **overrides}
+        return self.make_flow(**hp, **self.options)
+
+    def ode_constants(self, **overrides) -> dict:
+        """The flow's constants (step ``gamma``, friction, ...) for hyperparameters."""
+        hp = {**self.initial_hyperparams(), **overrides}
+        return self.to_ode(**hp)
+
+    def step_size(self, **overrides) -> jax.Array:
+        """The clock's step ``h`` (ODE time per optimiser step)."""
+        hp = {**self.initial_hyperparams(), **overrides}
+        return self.clock.step(hp)
+
+
+class Optimizer(optax.GradientTransformationExtraArgs):
+    """An optax transform that knows the differential equation it discretises.
+
+    It is an ``optax.GradientTransformationExtraArgs`` (a NamedTuple of ``init``
+    and ``update``), so it works wherever optax transforms do; the extra
+    attribute :attr:`dynamics` holds its :class:`Dynamics`.
+    """
+
+    def __new__(cls, init, update, dynamics: Dynamics | None = None):
+        self = super().__new__(cls, init, update)
+        self.__dict__["_dynamics"] = dynamics
+        return self
+
+    @property
+    def dynamics(self) -> Dynamics | None:
+        """The optimiser's :class:`Dynamics` (flow, scheme, clock, map)."""
+        return self.__dict__.get("_dynamics")
+
+
+# ----------------------------------------------------------------------------
+# Checks at construction time. Numbers are checked only when they are concrete
+# Python / NumPy scalars: inside ``optax.inject_hyperparams`` they are tracers.
+
+
+def _is_concrete_number(x) -> bool:
+    return isinstance(x, int | float | np.number) and not isinstance(x, bool)
+
+
+def _concrete_value(x):
+    """A Python float for concrete scalars (numbers or non-traced arrays), else None."""
+    if _is_concrete_number(x):
+        return float(x)
+    if isinstance(x, np.ndarray | jax.Array) and not isinstance(x, jax.core.Tracer):
+        if x.shape == ():
+            return float(x)
+    return None
+
+
+def check_scalar_shape(fn: str, name: str, value) -> None:
+    shape = getattr(value, "shape", ())
+    if shape != ():
+        raise ValueError(f"{fn}: `{name}` must be a scalar, got shape {shape}")
+
+
+def check_learning_rate(fn: str, learning_rate) -> None:
+    """``learning_rate`` must be a finite number >= 0, a scalar array or a schedule."""
+    if callable(learning_rate):
+        return
+    if isinstance(learning_rate, bool) or not (
+        _is_concrete_number(learning_rate) or hasattr(learning_rate, "shape")
+    ):
+        raise TypeError(
+            f"{fn}: `learning_rate` must be a float, a scalar array or an optax "
+            f"schedule, got {learning_rate!r}"
+        )
+    check_scalar_shape(fn, "learning_rate", learning_rate)
+    value = _concrete_value(learning_rate)
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"{fn}: `learning_rate` must be finite and >= 0, got {learning_rate!r}"
+        )
+
+
+def check_interval(
+    fn: str, name: str, value, low: float, high: float, high_open: bool = True
+) -> None:
+    """``low <= value < high`` (or ``<= high``) for concrete numbers; scalars only."""
+    if callable(value):
+        return
+    if isinstance(value, bool) or not (
+        _is_concrete_number(value) or hasattr(value, "shape")
+    ):
+        raise TypeError(f"{fn}: `{name}` must be a number, got {value!r}")
+    check_scalar_shape(fn, name, value)
+    v = _concrete_value(value)
+    if v is None:
+        return
+    ok = math.isfinite(v) and low <= v and (v < high if high_open else v <= high)
+    if not ok:
+        rel = "<" if high_open else "<="
+        raise ValueError(
+            f"{fn}: `{name}` must satisfy {low:g} <= {name} {rel} {high:g}, "
+            f"got {value!r}"
+        )
+
+
+def check_nonnegative(fn: str, name: str, value) -> None:
+    check_interval(fn, name, value, 0.0, math.inf, high_open=True)
+
+
+def check_choice(fn: str, name: str, value, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{fn}: `{name}` must be one of {allowed}, got {value!r}")
+
+
+def as_hyperparam(value, count=None):
+    """A hyperparameter as a float array leaf (schedules evaluated at ``count``)."""
+    if callable(value):
+        value = value(0 if count is None else count)
+    return jnp.asarray(value, dtype=jnp.result_type(float))
+
+
+def set_hyperparams(state, **values):
+    """Returns ``state`` with hyperparameter leaves replaced, wherever they are.
+
+    Works on a dynopt state or any nest of tuples (``optax.chain``,
+    ``inject_hyperparams``) that contains one. Values keep the dtype of the leaf
+    they replace, so a jitted step does not retrace.
+
+    Example:
+      >>> import dynopt, jax.numpy as jnp
+      >>> opt = dynopt.momentum(0.1, 0.9)
+      >>> state = opt.init(jnp.zeros(3))
+      >>> state = dynopt.set_hyperparams(state, learning_rate=0.05)
+      >>> float(state.hyperparams["learning_rate"])
+      0.05...
+    """
+    found = []
+
+    def visit(s):
+        if isinstance(s, tuple) and hasattr(s, "_fields"):
+            if "hyperparams" in s._fields and isinstance(s.hyperparams, dict):
+                hp = dict(s.hyperparams)
+                for k, v in values.items():
+                    if k in hp:
+                        hp[k] = jnp.asarray(v, dtype=jnp.asarray(hp[k]).dtype)
+                        found.append(k)
+                s = s._replace(hyperparams=hp)
+            return type(s)(*(visit(c) for c in s))
+        if isinstance(s, tuple | list):
+            return type(s)(visit(c) for c in s)
+        return s
+
+    new = visit(state)
+    missing = set(values) - set(found)
+    if missing:
+        raise ValueError(
+            f"set_hyperparams: no hyperparameter named {sorted(missing)} in the state"
+        )
+    return new
+
+
+def get_hyperparams(state) -> dict:
+    """The hyperparameter leaves of the first dynopt state found in ``state``."""
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        if "hyperparams" in state._fields and isinstance(state.hyperparams, dict):
+            return dict(state.hyperparams)
+    if isinstance(state, tuple | list):
+        for c in state:
+            try:
+                return get_hyperparams(c)
+            except ValueError:
+                pass
+    raise ValueError("get_hyperparams: the state holds no dynopt hyperparameters")

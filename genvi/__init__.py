@@ -1,0 +1,3 @@
+"""genvi: generative models from variational inference on joint distributions."""
+
+__all__: list[str] = []

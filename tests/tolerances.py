@@ -1,0 +1,11 @@
+"""Every tolerance of the test suite, in one place, with the reason for it."""
+
+# Iterates of two implementations of the same float64 arithmetic, long runs.
+F64_ITERATES = dict(rtol=1e-12, atol=1e-12)
+# Same float32 arithmetic in a different association order (one rounding per op).
+F32_ITERATES = dict(rtol=1e-5, atol=1e-6)
+# Reference numbers printed with 3-4 significant digits in REFERENCE.md.
+REFERENCE_3SIG = dict(rtol=5e-3, atol=0.0)
+REFERENCE_4DEC = dict(rtol=0.0, atol=5e-5)
+# Log-log slopes of an order-of-accuracy test (diffrax's test_ode_order uses 0.2).
+ORDER_SLOPE = 0.2
