@@ -1,3 +1,9 @@
 """genvi: generative models from variational inference on joint distributions."""
 
-__all__: list[str] = []
+from ._src.core import LossOut as LossOut
+from ._src.models import MLP as MLP
+
+__all__ = [
+    "LossOut",
+    "MLP",
+]
