@@ -366,12 +366,12 @@ _G1_DEC = linear_decoder(G1["c"], G1["d"], G1["sd"])
         (
             dict(decoder=lambda z: _G1_DEC(z)[0]),
             TypeError,
-            r"likelihood='gaussian', `decoder\(z\)` must return a pair",
+            r"with likelihood='gaussian', `decoder\(z\)` must return a pair",
         ),
         (
             dict(decoder=_G1_DEC, likelihood="bernoulli"),
             TypeError,
-            r"likelihood='bernoulli', `decoder\(z\)` must return one array",
+            r"with likelihood='bernoulli', `decoder\(z\)` must return one array",
         ),
         (
             dict(encoder=lambda x: x),
