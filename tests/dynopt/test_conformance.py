@@ -230,3 +230,25 @@ def test_dynamics_are_carried():
     for _ in range(3):
         _, state = opt.update(jnp.ones(2), state)
     np.testing.assert_allclose(state.time, 3 * gamma, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "entry", OPTIMIZERS[:2] + OPTIMIZERS[4:5], ids=["sgd", "momentum", "nesterov"]
+)
+def test_works_in_optax_multisteps(entry):
+    """Gradient accumulation over 3 micro-steps, same as optax's own optimiser."""
+    reference = {
+        "sgd": optax.sgd(0.1),
+        "momentum": optax.sgd(0.1, momentum=0.9),
+        "nesterov": optax.sgd(0.1, momentum=0.9, nesterov=True),
+    }[entry[0]]
+    ours = optax.MultiSteps(_make(entry, 0.1), every_k_schedule=3)
+    theirs = optax.MultiSteps(reference, every_k_schedule=3)
+    x = y = jnp.linspace(-1.0, 1.0, 4)
+    s1, s2 = ours.init(x), theirs.init(y)
+    for k in range(9):
+        u1, s1 = ours.update(jnp.cos(x + k), s1, x)
+        u2, s2 = theirs.update(jnp.cos(y + k), s2, y)
+        x, y = x + u1, y + u2
+    assert float(jnp.max(jnp.abs(x - jnp.linspace(-1.0, 1.0, 4)))) > 0.05
+    np.testing.assert_array_equal(x, y)
