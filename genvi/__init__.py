@@ -1,9 +1,55 @@
 """genvi: generative models from variational inference on joint distributions."""
 
+from ._src.core import ElboTerms as ElboTerms
+from ._src.core import JointKL as JointKL
 from ._src.core import LossOut as LossOut
+from ._src.core import elbo_terms as elbo_terms
+from ._src.core import importance_log_weights as importance_log_weights
+from ._src.core import joint_kl as joint_kl
+from ._src.core import log_mean_exp as log_mean_exp
+from ._src.distributions import bernoulli_log_prob as bernoulli_log_prob
+from ._src.distributions import gaussian_log_prob as gaussian_log_prob
+from ._src.distributions import reparameterize as reparameterize
+from ._src.divergences import gaussian_kl as gaussian_kl
+from ._src.losses.em import GMMParams as GMMParams
+from ._src.losses.em import gmm_em as gmm_em
+from ._src.losses.em import gmm_log_likelihood as gmm_log_likelihood
+from ._src.losses.em import gmm_log_prob as gmm_log_prob
+from ._src.losses.em import gmm_m_step as gmm_m_step
+from ._src.losses.em import gmm_posterior as gmm_posterior
+from ._src.losses.vae import iwae_bound as iwae_bound
+from ._src.losses.vae import iwae_log_likelihood as iwae_log_likelihood
+from ._src.losses.vae import vae_loss as vae_loss
 from ._src.models import MLP as MLP
+from ._src.models import ConvDecoder as ConvDecoder
+from ._src.models import ConvEncoder as ConvEncoder
+from ._src.models import MLPDecoder as MLPDecoder
+from ._src.models import MLPEncoder as MLPEncoder
 
 __all__ = [
+    "ConvDecoder",
+    "ConvEncoder",
+    "ElboTerms",
+    "GMMParams",
+    "JointKL",
     "LossOut",
     "MLP",
+    "MLPDecoder",
+    "MLPEncoder",
+    "bernoulli_log_prob",
+    "elbo_terms",
+    "gaussian_kl",
+    "gaussian_log_prob",
+    "gmm_em",
+    "gmm_log_likelihood",
+    "gmm_log_prob",
+    "gmm_m_step",
+    "gmm_posterior",
+    "importance_log_weights",
+    "iwae_bound",
+    "iwae_log_likelihood",
+    "joint_kl",
+    "log_mean_exp",
+    "reparameterize",
+    "vae_loss",
 ]
