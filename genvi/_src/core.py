@@ -177,7 +177,6 @@ def elbo_terms(
     *,
     likelihood: str,
     num_samples: int = 1,
-    fn: str = "elbo_terms",
 ) -> ElboTerms:
     r"""Per-example reconstruction and KL terms of the negative ELBO.
 
@@ -199,7 +198,6 @@ def elbo_terms(
         ``-> logits`` for ``"bernoulli"``, shaped like ``x``.
       likelihood: ``"gaussian"`` or ``"bernoulli"``.
       num_samples: draws of ``z`` per example, an int >= 1.
-      fn: the name used in error messages.
 
     Returns:
       :class:`ElboTerms` with arrays of shape ``(batch,)``.
@@ -209,6 +207,11 @@ def elbo_terms(
         batch axis, or encoder/decoder outputs whose shapes do not match ``x``.
       TypeError: ``num_samples`` not an int, or outputs of the wrong kind.
     """
+    return _elbo_terms("elbo_terms", key, x, encoder, decoder, likelihood, num_samples)
+
+
+def _elbo_terms(fn, key, x, encoder, decoder, likelihood, num_samples) -> ElboTerms:
+    """:func:`elbo_terms` with ``fn`` naming the public caller in error messages."""
     check_likelihood(fn, likelihood)
     num_samples = check_num_samples(fn, num_samples)
     x = _check_x(fn, x)
@@ -227,7 +230,6 @@ def importance_log_weights(
     *,
     likelihood: str,
     num_samples: int,
-    fn: str = "importance_log_weights",
 ) -> jax.Array:
     r"""Log importance weights of the encoder as a proposal for the posterior.
 
@@ -238,7 +240,7 @@ def importance_log_weights(
     so that :math:`\mathbb E\,w_k = q(x)` (the model's marginal likelihood).
 
     Args:
-      key, x, encoder, decoder, likelihood, num_samples, fn: as for
+      key, x, encoder, decoder, likelihood, num_samples: as for
         :func:`elbo_terms`.
 
     Returns:
@@ -247,6 +249,15 @@ def importance_log_weights(
     Raises:
       ValueError, TypeError: as for :func:`elbo_terms`.
     """
+    return _importance_log_weights(
+        "importance_log_weights", key, x, encoder, decoder, likelihood, num_samples
+    )
+
+
+def _importance_log_weights(
+    fn, key, x, encoder, decoder, likelihood, num_samples
+) -> jax.Array:
+    """:func:`importance_log_weights` naming the public caller in error messages."""
     check_likelihood(fn, likelihood)
     num_samples = check_num_samples(fn, num_samples)
     x = _check_x(fn, x)
@@ -341,15 +352,7 @@ def joint_kl(
             f"joint_kl: `data_log_prob` must have shape (batch,) = {x.shape[:1]}, "
             f"got {data_log_prob.shape}"
         )
-    terms = elbo_terms(
-        key,
-        x,
-        encoder,
-        decoder,
-        likelihood=likelihood,
-        num_samples=num_samples,
-        fn="joint_kl",
-    )
+    terms = _elbo_terms("joint_kl", key, x, encoder, decoder, likelihood, num_samples)
     reconstruction = jnp.mean(terms.reconstruction)
     kl = jnp.mean(terms.kl)
     data_entropy = -jnp.mean(data_log_prob)

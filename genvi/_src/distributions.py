@@ -22,7 +22,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _check_event_ndims(fn: str, event_ndims, ndim: int) -> None:
-    if isinstance(event_ndims, bool) or not isinstance(event_ndims, int):
+    if isinstance(event_ndims, bool) or not isinstance(event_ndims, numbers.Integral):
         raise TypeError(
             f"{fn}: `event_ndims` must be an int, got {type(event_ndims).__name__} "
             f"{event_ndims!r}"

@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 import genvi
+from genvi._src.losses.vae import _iwae_chunked
 
 LATENT = 3
 
@@ -116,6 +117,21 @@ def test_iwae_log_likelihood_takes_nnx_modules():
             key, x, enc, dec, likelihood="bernoulli", num_samples=20
         ).loss
 
+    # New weights, same shapes: the compiled function is reused and sees them.
+    compiled = _iwae_chunked._cache_size()
+    halved = nnx.merge(graphdef, jax.tree.map(lambda a: 0.5 * a, state))
+    again = genvi.iwae_log_likelihood(
+        jax.random.key(5),
+        x,
+        halved[0],
+        halved[1],
+        likelihood="bernoulli",
+        num_samples=20,
+        batch_size=4,
+        samples_per_chunk=20,
+    )
+    assert _iwae_chunked._cache_size() == compiled
+    assert np.isfinite(again) and again != chunked
     # Untrained decoder (logits near 0): about 64 log(1/2) per image; the bound is
     # above the ELBO up to sampling noise.
     assert np.isfinite(chunked)

@@ -285,6 +285,24 @@ def test_iwae_is_exact_with_the_exact_posterior(x64):
     )
     np.testing.assert_allclose(got, np.mean(exact), **F64_CLOSED_FORM)
 
+    class Unhashable:  # cannot be a static argument of jit: the closure path
+        __hash__ = None
+
+        def __call__(self, x):
+            return enc(x)
+
+    got = genvi.iwae_log_likelihood(
+        jax.random.key(7),
+        x,
+        Unhashable(),
+        dec,
+        likelihood="gaussian",
+        num_samples=30,
+        batch_size=16,
+        samples_per_chunk=7,
+    )
+    np.testing.assert_allclose(got, np.mean(exact), **F64_CLOSED_FORM)
+
 
 def test_iwae_log_likelihood_matches_the_bound_in_expectation(x64):
     enc, dec = g1_model(**G1)

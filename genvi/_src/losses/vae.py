@@ -26,6 +26,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable
@@ -37,9 +38,9 @@ from flax import nnx
 from ..core import (
     LossOut,
     _check_x,
+    _elbo_terms,
+    _importance_log_weights,
     check_likelihood,
-    elbo_terms,
-    importance_log_weights,
     log_mean_exp,
 )
 from ..distributions import check_num_samples
@@ -95,15 +96,7 @@ def vae_loss(
       >>> out.loss.shape, sorted(out.aux)
       ((), ['kl', 'negative_elbo', 'reconstruction'])
     """
-    terms = elbo_terms(
-        key,
-        x,
-        encoder,
-        decoder,
-        likelihood=likelihood,
-        num_samples=num_samples,
-        fn="vae_loss",
-    )
+    terms = _elbo_terms("vae_loss", key, x, encoder, decoder, likelihood, num_samples)
     reconstruction = jnp.mean(terms.reconstruction)
     kl = jnp.mean(terms.kl)
     loss = reconstruction + kl
@@ -149,14 +142,8 @@ def iwae_bound(
       Y. Burda, R. Grosse and R. Salakhutdinov, *Importance Weighted
       Autoencoders*, ICLR 2016, arXiv:1509.00519.
     """
-    log_w = importance_log_weights(
-        key,
-        x,
-        encoder,
-        decoder,
-        likelihood=likelihood,
-        num_samples=num_samples,
-        fn="iwae_bound",
+    log_w = _importance_log_weights(
+        "iwae_bound", key, x, encoder, decoder, likelihood, num_samples
     )
     return log_mean_exp(log_w, axis=0)
 
@@ -169,17 +156,6 @@ def _check_positive_int(fn: str, name: str, value) -> int:
     if value < 1:
         raise ValueError(f"{fn}: `{name}` must be >= 1, got {value!r}")
     return int(value)
-
-
-def _pure(f: Callable):
-    """Split an nnx module into (state, rebuild) so jit takes its weights as input.
-
-    Other callables are closed over as they are (their arrays become constants).
-    """
-    if isinstance(f, nnx.Module):
-        graphdef, state = nnx.split(f)
-        return state, lambda s: nnx.merge(graphdef, s)
-    return None, lambda _: f
 
 
 def iwae_log_likelihood(
@@ -206,7 +182,8 @@ def iwae_log_likelihood(
     decoded at once, so memory stays bounded for ``K >= 1000``. The last chunks
     are padded and the padding is masked out, so any ``N`` and ``K`` work. Flax
     nnx modules are passed to the compiled function as state (not baked in as
-    constants).
+    constants), so later calls with new weights and the same shapes reuse the
+    compiled function; other callables are static arguments (hashed).
 
     Args:
       key: a JAX PRNG key.
@@ -238,45 +215,92 @@ def iwae_log_likelihood(
     batch_size = min(batch_size, n)
     chunk = min(samples_per_chunk, num_samples)
     num_batches = math.ceil(n / batch_size)
-    num_chunks = math.ceil(num_samples / chunk)
     pad = num_batches * batch_size - n
     # Padding repeats the last example; its bounds are sliced off below.
     x_padded = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)], axis=0)
     x_padded = x_padded.reshape(num_batches, batch_size, *x.shape[1:])
 
-    enc_state, make_encoder = _pure(encoder)
-    dec_state, make_decoder = _pure(decoder)
-
-    def log_weights(k, xb, enc, dec):
-        return importance_log_weights(
-            k, xb, enc, dec, likelihood=likelihood, num_samples=chunk, fn=fn
+    enc_spec, enc_state = _split(encoder)
+    dec_spec, dec_state = _split(decoder)
+    static = dict(
+        enc_spec=enc_spec,
+        dec_spec=dec_spec,
+        likelihood=likelihood,
+        num_samples=num_samples,
+        chunk=chunk,
+        n=n,
+    )
+    try:
+        hash(tuple(static.values()))
+    except TypeError:
+        # An unhashable callable cannot be a static argument: compile a closure
+        # (recompiled on every call) instead of the cached function.
+        return jax.jit(functools.partial(_iwae_chunked.__wrapped__, **static))(
+            key, x_padded, enc_state, dec_state
         )
+    return _iwae_chunked(key, x_padded, enc_state, dec_state, **static)
 
-    @jax.jit
-    def run(key, x_padded, enc_state, dec_state):
-        enc, dec = make_encoder(enc_state), make_decoder(dec_state)
 
-        def one_batch(args):
-            k, xb = args
-            keys = jax.random.split(k, num_chunks)
-            # The first chunk sets the accumulator's dtype; it is always full.
-            acc = jax.scipy.special.logsumexp(
-                log_weights(keys[0], xb, enc, dec), axis=0
-            )
+def _split(f: Callable):
+    """Static spec and dynamic state of a callable.
 
-            def body(acc, inputs):
-                ki, ci = inputs
-                lw = log_weights(ki, xb, enc, dec)
-                valid = ci * chunk + jnp.arange(chunk) < num_samples
-                lw = jnp.where(valid[:, None], lw, -jnp.inf)
-                lse = jax.scipy.special.logsumexp(lw, axis=0)
-                return jnp.logaddexp(acc, lse), None
+    An nnx module becomes its (hashable) graph definition plus its state, so the
+    compiled function takes the weights as inputs and is reused across calls with
+    new weights; other callables are static as they are.
+    """
+    if isinstance(f, nnx.Module):
+        graphdef, state = nnx.split(f)
+        return ("nnx", graphdef), state
+    return ("callable", f), None
 
-            acc, _ = jax.lax.scan(body, acc, (keys[1:], jnp.arange(1, num_chunks)))
-            return acc - math.log(num_samples)
 
-        keys = jax.random.split(key, num_batches)
-        bounds = jax.lax.map(one_batch, (keys, x_padded))
-        return jnp.mean(bounds.reshape(-1)[:n])
+def _merge(spec, state):
+    kind, obj = spec
+    return nnx.merge(obj, state) if kind == "nnx" else obj
 
-    return run(key, x_padded, enc_state, dec_state)
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("enc_spec", "dec_spec", "likelihood", "num_samples", "chunk", "n"),
+)
+def _iwae_chunked(
+    key,
+    x_padded,
+    enc_state,
+    dec_state,
+    *,
+    enc_spec,
+    dec_spec,
+    likelihood,
+    num_samples,
+    chunk,
+    n,
+):
+    fn = "iwae_log_likelihood"
+    enc, dec = _merge(enc_spec, enc_state), _merge(dec_spec, dec_state)
+    num_batches = x_padded.shape[0]
+    num_chunks = math.ceil(num_samples / chunk)
+
+    def log_weights(k, xb):
+        return _importance_log_weights(fn, k, xb, enc, dec, likelihood, chunk)
+
+    def one_batch(args):
+        k, xb = args
+        keys = jax.random.split(k, num_chunks)
+        # The first chunk sets the accumulator's dtype; it is always full.
+        acc = jax.scipy.special.logsumexp(log_weights(keys[0], xb), axis=0)
+
+        def body(acc, inputs):
+            ki, ci = inputs
+            lw = log_weights(ki, xb)
+            valid = ci * chunk + jnp.arange(chunk) < num_samples
+            lw = jnp.where(valid[:, None], lw, -jnp.inf)
+            lse = jax.scipy.special.logsumexp(lw, axis=0)
+            return jnp.logaddexp(acc, lse), None
+
+        acc, _ = jax.lax.scan(body, acc, (keys[1:], jnp.arange(1, num_chunks)))
+        return acc - math.log(num_samples)
+
+    keys = jax.random.split(key, num_batches)
+    bounds = jax.lax.map(one_batch, (keys, x_padded))
+    return jnp.mean(bounds.reshape(-1)[:n])
