@@ -1,9 +1,31 @@
 """genvi: generative models from variational inference on joint distributions."""
 
+from ._src.checkpoint import latest_checkpoint as latest_checkpoint
+from ._src.checkpoint import restore_checkpoint as restore_checkpoint
+from ._src.checkpoint import save_checkpoint as save_checkpoint
 from ._src.core import LossOut as LossOut
 from ._src.models import MLP as MLP
+from ._src.train import NonFiniteWarning as NonFiniteWarning
+from ._src.train import TrainState as TrainState
+from ._src.train import gradient_step as gradient_step
+from ._src.train import init_train_state as init_train_state
+from ._src.train import merge_model as merge_model
+from ._src.train import sample_batch as sample_batch
+from ._src.train import shard_batch as shard_batch
+from ._src.train import train as train
 
 __all__ = [
     "LossOut",
     "MLP",
+    "NonFiniteWarning",
+    "TrainState",
+    "gradient_step",
+    "init_train_state",
+    "latest_checkpoint",
+    "merge_model",
+    "restore_checkpoint",
+    "sample_batch",
+    "save_checkpoint",
+    "shard_batch",
+    "train",
 ]
