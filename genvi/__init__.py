@@ -4,6 +4,14 @@ from ._src.checkpoint import latest_checkpoint as latest_checkpoint
 from ._src.checkpoint import restore_checkpoint as restore_checkpoint
 from ._src.checkpoint import save_checkpoint as save_checkpoint
 from ._src.core import LossOut as LossOut
+from ._src.data import Digits as Digits
+from ._src.data import Mnist as Mnist
+from ._src.data import Split as Split
+from ._src.data import digits_halves as digits_halves
+from ._src.data import load_digits as load_digits
+from ._src.data import load_mnist as load_mnist
+from ._src.data import read_idx as read_idx
+from ._src.data import stratified_split as stratified_split
 from ._src.models import MLP as MLP
 from ._src.train import NonFiniteWarning as NonFiniteWarning
 from ._src.train import TrainState as TrainState
@@ -15,17 +23,25 @@ from ._src.train import shard_batch as shard_batch
 from ._src.train import train as train
 
 __all__ = [
+    "Digits",
     "LossOut",
     "MLP",
+    "Mnist",
     "NonFiniteWarning",
+    "Split",
     "TrainState",
+    "digits_halves",
     "gradient_step",
     "init_train_state",
     "latest_checkpoint",
+    "load_digits",
+    "load_mnist",
     "merge_model",
+    "read_idx",
     "restore_checkpoint",
     "sample_batch",
     "save_checkpoint",
     "shard_batch",
+    "stratified_split",
     "train",
 ]
