@@ -12,6 +12,14 @@ from ._src.data import load_digits as load_digits
 from ._src.data import load_mnist as load_mnist
 from ._src.data import read_idx as read_idx
 from ._src.data import stratified_split as stratified_split
+from ._src.metrics import DigitsClassifier as DigitsClassifier
+from ._src.metrics import class_histogram_kl as class_histogram_kl
+from ._src.metrics import default_cache_dir as default_cache_dir
+from ._src.metrics import digits_classifier as digits_classifier
+from ._src.metrics import digits_metrics as digits_metrics
+from ._src.metrics import frechet_distance as frechet_distance
+from ._src.metrics import gaussian_frechet_distance as gaussian_frechet_distance
+from ._src.metrics import precision_recall as precision_recall
 from ._src.models import MLP as MLP
 from ._src.train import NonFiniteWarning as NonFiniteWarning
 from ._src.train import TrainState as TrainState
@@ -24,19 +32,27 @@ from ._src.train import train as train
 
 __all__ = [
     "Digits",
+    "DigitsClassifier",
     "LossOut",
     "MLP",
     "Mnist",
     "NonFiniteWarning",
     "Split",
     "TrainState",
+    "class_histogram_kl",
+    "default_cache_dir",
+    "digits_classifier",
     "digits_halves",
+    "digits_metrics",
+    "frechet_distance",
+    "gaussian_frechet_distance",
     "gradient_step",
     "init_train_state",
     "latest_checkpoint",
     "load_digits",
     "load_mnist",
     "merge_model",
+    "precision_recall",
     "read_idx",
     "restore_checkpoint",
     "sample_batch",
