@@ -88,6 +88,10 @@ def stratified_split(labels, fractions, seed: int = 0) -> list[np.ndarray]:
     Returns:
       A list of sorted int64 index arrays, one per fraction.
 
+    >>> parts = stratified_split([0] * 10 + [1] * 10, (0.6, 0.4))
+    >>> [len(p) for p in parts]
+    [12, 8]
+
     Raises:
       ValueError: if ``fractions`` are not positive or do not sum to 1.
     """
