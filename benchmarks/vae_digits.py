@@ -59,13 +59,14 @@ def _data(binarize: bool):
 
 
 def _grid(images, rows):
-    images = np.asarray(images).reshape(-1, 8, 8)
+    """Images (n, 64) tiled in ``rows`` rows, 1 blank pixel around each."""
+    images = np.pad(np.asarray(images).reshape(-1, 8, 8), ((0, 0), (1, 1), (1, 1)))
     cols = len(images) // rows
     return (
         images[: rows * cols]
-        .reshape(rows, cols, 8, 8)
+        .reshape(rows, cols, 10, 10)
         .transpose(0, 2, 1, 3)
-        .reshape(rows * 8, cols * 8)
+        .reshape(rows * 10, cols * 10)
     )
 
 

@@ -480,8 +480,9 @@ def train(
                 _append(history, metrics, recorded, skipped, step)
                 step += done
                 bar.update(done)
-                if "loss" in metrics and done:
-                    bar.set_postfix(loss=float(metrics["loss"][recorded][-1]))
+                loss = metrics.get("loss")
+                if done and loss is not None and np.ndim(loss) == 1:
+                    bar.set_postfix(loss=float(loss[recorded][-1]))
                 if stopped:
                     stopped_at = step + 1
                     break

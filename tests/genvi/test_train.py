@@ -63,6 +63,29 @@ def test_train_matches_python_loop_and_history():
     assert history["loss"][-1] < 0.2 * history["loss"][0]
 
 
+def test_compiles_once_across_calls_and_chunk_lengths(tmp_path):
+    traces = []
+
+    def step(x):
+        traces.append(1)  # runs only while jax traces the function
+        return 0.5 * x, {"loss": x}
+
+    x, _ = genvi.train(
+        step,
+        jnp.ones(2),
+        num_steps=25,
+        steps_per_call=10,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=7,
+    )
+    # One trace for the argument check (eval_shape), one for the scan, although
+    # the calls ran 7, 7, 7 and 4 steps.
+    assert len(traces) == 2
+    genvi.train(step, x, num_steps=5, steps_per_call=10)
+    assert len(traces) == 3  # only the argument check again
+    np.testing.assert_allclose(x, 0.5**25 * np.ones(2))
+
+
 def test_merge_model_tuple_of_models():
     enc = genvi.MLP((3, 4, 2), rngs=nnx.Rngs(0))
     dec = genvi.MLP((2, 4, 3), rngs=nnx.Rngs(1))
