@@ -454,7 +454,12 @@ def train(
             data = jax.device_put(data, replicated)
     _check_step(step_fn, state, data, with_data)
 
-    chunk = _compiled_chunk(step_fn, nan_policy, with_data, int(steps_per_call))
+    try:
+        hash(step_fn)
+        build = _compiled_chunk
+    except TypeError:  # an unhashable callable: compile without the cache
+        build = _compiled_chunk.__wrapped__
+    chunk = build(step_fn, nan_policy, with_data, int(steps_per_call))
     bar = tqdm(
         total=num_steps,
         initial=min(start, num_steps),

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow  # about 25 s of CPU: classifier, VAE and IWAE compilations
 def test_vae_digits_quick(tmp_path):
     from benchmarks import vae_digits
 

@@ -86,6 +86,17 @@ def test_compiles_once_across_calls_and_chunk_lengths(tmp_path):
     np.testing.assert_allclose(x, 0.5**25 * np.ones(2))
 
 
+def test_unhashable_step_fn():
+    class Step:
+        __hash__ = None
+
+        def __call__(self, x):
+            return x + 1.0, {"x": x}
+
+    x, history = genvi.train(Step(), jnp.zeros(()), num_steps=3, steps_per_call=2)
+    assert float(x) == 3.0 and history["x"].tolist() == [0.0, 1.0, 2.0]
+
+
 def test_merge_model_tuple_of_models():
     enc = genvi.MLP((3, 4, 2), rngs=nnx.Rngs(0))
     dec = genvi.MLP((2, 4, 3), rngs=nnx.Rngs(1))
@@ -293,8 +304,16 @@ def _need_devices(n):
         pytest.skip(f"needs {n} host devices (XLA_FLAGS set before jax was imported)")
 
 
+@pytest.fixture(scope="module")
+def single_device_run():
+    data = _regression()
+    _, state, step = _setup()
+    out, history = genvi.train(step, state, data=data, num_steps=20, steps_per_call=10)
+    return data, state, step, out, history
+
+
 @pytest.mark.parametrize("axis_type", ["auto", "explicit"])
-def test_data_parallel_equals_single_device(axis_type):
+def test_data_parallel_equals_single_device(axis_type, single_device_run):
     _need_devices(8)
     if axis_type == "auto":
         mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
@@ -302,9 +321,7 @@ def test_data_parallel_equals_single_device(axis_type):
         mesh = jax.make_mesh(
             (8,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,)
         )
-    data = _regression()
-    _, state, step = _setup()
-    single, h1 = genvi.train(step, state, data=data, num_steps=20, steps_per_call=10)
+    data, state, step, single, h1 = single_device_run
     multi, h8 = genvi.train(
         step, state, data=data, num_steps=20, steps_per_call=10, mesh=mesh
     )
