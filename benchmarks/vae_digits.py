@@ -30,22 +30,13 @@ import genvi
 from benchmarks import _common
 
 
-class Encoder(nnx.Module):
-    """x -> (mean, log-variance) of the diagonal Gaussian p(z|x)."""
-
-    def __init__(self, hidden: int, latent: int, *, rngs: nnx.Rngs):
-        self.net = genvi.MLP((64, hidden, hidden, 2 * latent), rngs=rngs)
-
-    def __call__(self, x):
-        mean, logvar = jnp.split(self.net(x), 2, axis=-1)
-        return mean, logvar
-
-
 def make_models(hidden: int, latent: int, seed: int):
-    """An encoder and a decoder (z -> 64 Bernoulli logits)."""
+    """An MLP encoder (x -> mean, log-variance) and decoder (z -> 64 logits)."""
     rngs = nnx.Rngs(seed)
-    encoder = Encoder(hidden, latent, rngs=rngs)
-    decoder = genvi.MLP((latent, hidden, hidden, 64), rngs=rngs)
+    encoder = genvi.MLPEncoder((64,), (hidden, hidden), latent, rngs=rngs)
+    decoder = genvi.MLPDecoder(
+        latent, (hidden, hidden), (64,), likelihood="bernoulli", rngs=rngs
+    )
     return encoder, decoder
 
 

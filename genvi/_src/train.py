@@ -360,8 +360,9 @@ def train(
     new state) are handled by ``nan_policy``:
 
     - ``"skip"``: the step's floating leaves are discarded (its integer leaves,
-      e.g. the PRNG key and counters, advance so the next step differs), the
-      step is recorded in the history with ``skipped=True``.
+      e.g. the PRNG key and counters, advance so the next step differs; so do
+      integer step counts inside optimiser states), the step is recorded in
+      the history with ``skipped=True`` and its non-finite metrics.
     - ``"stop"``: training stops with the state after the last finite step;
       the history ends with that step, ``history["stopped_at"]`` holds the
       number of the failed step and a :class:`NonFiniteWarning` is issued.
@@ -382,7 +383,8 @@ def train(
       nan_policy: ``"skip"``, ``"stop"`` (default) or ``"raise"``.
       checkpoint_dir: folder for checkpoints (default ``None``: none written).
       checkpoint_every: save every this many steps (default ``None``: only at
-        the end); needs ``checkpoint_dir``.
+        the end); needs ``checkpoint_dir``. With a ``checkpoint_dir`` the final
+        state is saved too, unless training stopped at a non-finite step.
       resume: continue from the latest checkpoint in ``checkpoint_dir`` if there
         is one (``state`` then only gives the structure); default ``False``.
       keep_checkpoints: newest checkpoints kept (default 3; ``None``: all).
