@@ -86,6 +86,30 @@ def test_compiles_once_across_calls_and_chunk_lengths(tmp_path):
     np.testing.assert_allclose(x, 0.5**25 * np.ones(2))
 
 
+def test_changing_a_dynopt_learning_rate_does_not_recompile():
+    traces = []
+    optimizer = dynopt.sgd(0.05)
+    model = genvi.MLP((3, 8, 1), rngs=nnx.Rngs(0))
+    graphdef, state = genvi.init_train_state(model, optimizer, 0)
+
+    def loss_fn(model, key, data):
+        traces.append(1)
+        return _loss_fn(model, key, data)
+
+    step = genvi.gradient_step(loss_fn, optimizer, graphdef)
+    data = _regression()
+    state, _ = genvi.train(step, state, data=data, num_steps=10, steps_per_call=10)
+    before = len(traces)
+    slow = state._replace(
+        opt_state=dynopt.set_hyperparams(state.opt_state, learning_rate=0.0)
+    )
+    frozen, _ = genvi.train(step, slow, data=data, num_steps=20, steps_per_call=10)
+    assert len(traces) == before + 1  # the eval_shape check only, no new scan
+    # The new rate is used: SGD with rate 0 leaves the parameters where they were.
+    _leaves_equal(frozen.params, state.params)
+    assert int(frozen.step) == 30
+
+
 def test_unhashable_step_fn():
     class Step:
         __hash__ = None
