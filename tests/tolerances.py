@@ -9,3 +9,13 @@ REFERENCE_3SIG = dict(rtol=5e-3, atol=0.0)
 REFERENCE_4DEC = dict(rtol=0.0, atol=5e-5)
 # Log-log slopes of an order-of-accuracy test (diffrax's test_ode_order uses 0.2).
 ORDER_SLOPE = 0.2
+# A float64 diffrax solve at rtol = atol = 1e-10 against a closed form, over a
+# horizon of a few hundred time units (global error grows with the horizon).
+ODE_SOLVE_F64 = dict(rtol=0.0, atol=1e-7)
+# Hessian damping by a gradient difference (epsilon 1e-6, float64) against the
+# exact Hessian-vector product: truncation O(epsilon) plus rounding 1e-16/epsilon.
+HESSIAN_FINITE_DIFFERENCE = dict(rtol=1e-5, atol=1e-7)
+# Power iteration (float64) after enough iterations for a spectral gap >= 1.5.
+POWER_ITERATION = dict(rtol=1e-6, atol=0.0)
+# Stability limits found by bisection to 1e-7 on a float64 spectral radius.
+STABILITY_BISECTION = dict(rtol=0.0, atol=1e-5)
