@@ -15,7 +15,7 @@ ODE_SOLVE_F64 = dict(rtol=0.0, atol=1e-7)
 # Hessian damping by a gradient difference (epsilon 1e-6, float64) against the
 # exact Hessian-vector product: truncation O(epsilon) plus rounding 1e-16/epsilon.
 HESSIAN_FINITE_DIFFERENCE = dict(rtol=1e-5, atol=1e-7)
-# Power iteration (float64) after enough iterations for a spectral gap >= 1.5.
+# Power iteration (float64) run to convergence (hundreds of iterations on tiny nets).
 POWER_ITERATION = dict(rtol=1e-6, atol=0.0)
 # Stability limits found by bisection to 1e-7 on a float64 spectral radius.
 STABILITY_BISECTION = dict(rtol=0.0, atol=1e-5)

@@ -7,9 +7,9 @@ Sharing the function objects lets the tests reuse compiled solves (the caches of
 import jax.numpy as jnp
 
 # REFERENCE R6: f = x^T diag(1, 4) x / 2, x0 = (1, 1).
-R6_CURVATURES = jnp.array([1.0, 4.0])
+R6_CURVATURES = (1.0, 4.0)
 # REFERENCE R2: f = 0.02 x1^2 + 0.005 x2^2, x0 = (1, 1).
-R2_CURVATURES = jnp.array([0.04, 0.01])
+R2_CURVATURES = (0.04, 0.01)
 
 
 def quadratic(x):
@@ -18,11 +18,11 @@ def quadratic(x):
 
 
 def r6_quadratic(x):
-    return 0.5 * jnp.sum(R6_CURVATURES.astype(x.dtype) * x**2)
+    return 0.5 * jnp.sum(jnp.asarray(R6_CURVATURES, x.dtype) * x**2)
 
 
 def r2_quadratic(x):
-    return 0.5 * jnp.sum(R2_CURVATURES.astype(x.dtype) * x**2)
+    return 0.5 * jnp.sum(jnp.asarray(R2_CURVATURES, x.dtype) * x**2)
 
 
 def wavy(x):
