@@ -52,8 +52,9 @@ def rates_part(dim: int, steps: int):
         half = steps // 2
         measured = float((err[-1] / err[half]) ** (1 / (steps - half)))
         below = np.nonzero(err < 1e-6)[0]
-        to_target = int(below[0]) if below.size else -1
-        rows.append([name, reference, rho, measured, to_target])
+        to_target = int(below[0]) if below.size else None
+        shown = to_target if to_target is not None else f"> {steps}"
+        rows.append([name, reference, rho, measured, shown])
         metrics[name] = {
             "spectral_radius_reference": reference,
             "spectral_radius": rho,

@@ -365,9 +365,9 @@ def high_resolution_flow(
       ValueError: unknown ``method`` or ``hessian``, non-positive ``step``/``mu``.
 
     Example:
-      >>> f = high_resolution_flow("nesterov", 0.01, 1.0)
+      >>> f = high_resolution_flow("nesterov", 0.25, 4.0)
       >>> float(f.friction), float(f.hessian_damping), float(f.gradient_scale)
-      (2.0, 0.1, 0.1)
+      (4.0, 0.5, 1.0)
     """
     fn = "high_resolution_flow"
     if method not in ("heavy_ball", "nesterov"):

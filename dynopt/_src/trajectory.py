@@ -177,10 +177,10 @@ def discrete_trajectory(
     Example:
       >>> import dynopt, jax.numpy as jnp
       >>> traj = dynopt.discrete_trajectory(
-      ...     dynopt.sgd(0.1), lambda x: 0.5 * jnp.sum(x**2), jnp.ones(2), 10,
-      ...     save_every=5, progress=False)
+      ...     dynopt.sgd(0.25), lambda x: 0.5 * jnp.sum(x**2), jnp.ones(2), 8,
+      ...     save_every=4, progress=False)
       >>> traj.times
-      Array([0. , 0.5, 1. ], dtype=float32)
+      Array([0., 1., 2.], dtype=float32)
     """
     fn = "discrete_trajectory"
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
