@@ -186,7 +186,7 @@ def main(argv=None) -> dict:
     )
     args = p.parse_args(argv)
     if args.quick:
-        args.steps, args.save_every, args.lrs = 300, 50, [0.3]
+        args.steps, args.save_every, args.lrs, args.width = 200, 50, [0.3], 16
         args.stability_steps = 600
     previous = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)

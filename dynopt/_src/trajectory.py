@@ -361,13 +361,13 @@ def continuous_trajectory(
     # Requested times before a singular flow's start are reported at its start.
     ts = np.maximum(t, start)
     # Pad the save times (repeating the last one) to a power of two, at least
-    # 1024 while the padded output stays small, so that runs of different
+    # 4096 while the padded output stays small, so that runs of different
     # lengths share one compiled solve.
     n = ts.shape[0]
     size = 1 << (n - 1).bit_length()
     num_params = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(params))
-    if num_params * 1024 <= 10_000_000:
-        size = max(size, 1024)
+    if num_params * 4096 <= 10_000_000:
+        size = max(size, 4096)
     ts = jnp.asarray(np.concatenate([ts, np.full(size - n, ts[-1])]), dtype)
     config = (solver, float(rtol), float(atol), dt0, int(max_steps))
     static, dynamic = _split_flow(flow, dtype)
@@ -455,7 +455,6 @@ def num_steps_for(fn: str, horizon: float, step: float) -> int:
     k = int(math.floor(horizon / step * (1 + 1e-9)))
     if k < 1:
         raise ValueError(
-            f"{fn}: `horizon` must be at least one clock step {step!r}, "
-            f"got {horizon!r}"
+            f"{fn}: `horizon` must be at least one clock step {step!r}, got {horizon!r}"
         )
     return k
