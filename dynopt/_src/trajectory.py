@@ -74,7 +74,14 @@ def check_loss_fn(fn: str, loss_fn, params) -> None:
     """``loss_fn(params)`` must be a real scalar."""
     if not callable(loss_fn):
         raise TypeError(f"{fn}: `loss_fn` must be callable, got {loss_fn!r}")
-    out = jax.eval_shape(loss_fn, params)
+    try:
+        out = jax.eval_shape(loss_fn, params)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+        # Usually params that do not match the tree or shapes loss_fn expects.
+        raise ValueError(
+            f"{fn}: `loss_fn` cannot be evaluated at `params` (does the tree "
+            f"match?): {type(err).__name__}: {err}"
+        ) from err
     shape = getattr(out, "shape", None)
     if shape != ():
         raise ValueError(
