@@ -6,6 +6,11 @@ mapping step ``k`` to ODE time ``t_k``. :func:`sgd`, :func:`momentum` and
 :class:`Dynamics`.
 """
 
+from ._src.accelerated import HeunState as HeunState
+from ._src.accelerated import NagCState as NagCState
+from ._src.accelerated import heun as heun
+from ._src.accelerated import nag_c as nag_c
+from ._src.accelerated import nag_c_position as nag_c_position
 from ._src.alias import MomentumState as MomentumState
 from ._src.alias import SgdState as SgdState
 from ._src.alias import momentum as momentum
@@ -17,35 +22,78 @@ from ._src.base import Optimizer as Optimizer
 from ._src.base import Scheme as Scheme
 from ._src.base import get_hyperparams as get_hyperparams
 from ._src.base import set_hyperparams as set_hyperparams
+from ._src.compare import Gap as Gap
+from ._src.compare import OrderStudy as OrderStudy
+from ._src.compare import empirical_order as empirical_order
+from ._src.compare import modified_equation as modified_equation
+from ._src.compare import order_study as order_study
+from ._src.compare import trajectory_gap as trajectory_gap
 from ._src.flows import GradientFlow as GradientFlow
 from ._src.flows import HeavyBallFlow as HeavyBallFlow
 from ._src.flows import HessianDampedFlow as HessianDampedFlow
+from ._src.flows import HighResolutionFlow as HighResolutionFlow
+from ._src.flows import ModifiedGradientFlow as ModifiedGradientFlow
+from ._src.flows import SuBoydCandesFlow as SuBoydCandesFlow
 from ._src.flows import hessian_vector_product as hessian_vector_product
+from ._src.flows import high_resolution_flow as high_resolution_flow
 from ._src.flows import objective as objective
 from ._src.maps import momentum_to_ode as momentum_to_ode
 from ._src.maps import ode_to_momentum as ode_to_momentum
 from ._src.maps import retune_hold_effective_rate as retune_hold_effective_rate
 from ._src.maps import retune_hold_friction as retune_hold_friction
+from ._src.stability import numerical_stability_limit as numerical_stability_limit
+from ._src.stability import sharpness as sharpness
+from ._src.stability import sharpness_along as sharpness_along
+from ._src.stability import spectral_radius as spectral_radius
+from ._src.stability import stability_limit as stability_limit
+from ._src.stability import step_matrix as step_matrix
+from ._src.trajectory import Trajectory as Trajectory
+from ._src.trajectory import continuous_trajectory as continuous_trajectory
+from ._src.trajectory import discrete_trajectory as discrete_trajectory
 
 __all__ = [
     "Clock",
     "Dynamics",
+    "Gap",
     "GradientFlow",
     "HeavyBallFlow",
     "HessianDampedFlow",
+    "HeunState",
+    "HighResolutionFlow",
+    "ModifiedGradientFlow",
     "MomentumState",
+    "NagCState",
     "Optimizer",
+    "OrderStudy",
     "Scheme",
     "SgdState",
+    "SuBoydCandesFlow",
+    "Trajectory",
+    "continuous_trajectory",
+    "discrete_trajectory",
+    "empirical_order",
     "get_hyperparams",
     "hessian_vector_product",
+    "heun",
+    "high_resolution_flow",
+    "modified_equation",
     "momentum",
     "momentum_to_ode",
+    "nag_c",
+    "nag_c_position",
     "nesterov",
+    "numerical_stability_limit",
     "objective",
     "ode_to_momentum",
+    "order_study",
     "retune_hold_effective_rate",
     "retune_hold_friction",
     "set_hyperparams",
     "sgd",
+    "sharpness",
+    "sharpness_along",
+    "spectral_radius",
+    "stability_limit",
+    "step_matrix",
+    "trajectory_gap",
 ]

@@ -20,3 +20,15 @@ F64_CLOSED_FORM = dict(rtol=1e-10, atol=1e-10)
 MC_SIGMAS = 4.0
 # A log-likelihood that must not decrease (EM), float64: only rounding may lower it.
 F64_MONOTONE = 1e-10
+
+# dynopt trajectory laboratory
+# A float64 diffrax solve at rtol = atol = 1e-10 against a closed form, over a
+# horizon of a few hundred time units (global error grows with the horizon).
+ODE_SOLVE_F64 = dict(rtol=0.0, atol=1e-7)
+# Hessian damping by a gradient difference (epsilon 1e-6, float64) against the
+# exact Hessian-vector product: truncation O(epsilon) plus rounding 1e-16/epsilon.
+HESSIAN_FINITE_DIFFERENCE = dict(rtol=1e-5, atol=1e-7)
+# Power iteration (float64) run to convergence (hundreds of iterations on tiny nets).
+POWER_ITERATION = dict(rtol=1e-6, atol=0.0)
+# Stability limits found by bisection to 1e-7 on a float64 spectral radius.
+STABILITY_BISECTION = dict(rtol=0.0, atol=1e-5)

@@ -1,0 +1,311 @@
+r"""NAG-C (Nesterov for convex functions) and Heun's method as optimisers.
+
+Both are :class:`~dynopt.Optimizer` s (``optax.GradientTransformationExtraArgs``
+carrying their :class:`~dynopt.Dynamics`), so they run in plain optax loops and
+in :func:`dynopt.discrete_trajectory`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .base import Clock, Dynamics, Optimizer, Scheme, as_hyperparam, check_learning_rate
+from .flows import GradientFlow, SuBoydCandesFlow
+
+tree_map = jax.tree_util.tree_map
+
+
+class NagCState(NamedTuple):
+    """State of :func:`dynopt.nag_c`.
+
+    Attributes:
+      count: number of steps taken ``k`` (int32).
+      time: ODE time ``t_k = k sqrt(s)``.
+      hyperparams: dict with the ``learning_rate`` leaf ``s``.
+      delta: the last step of the ``x`` sequence, ``x_k - x_{k-1}`` (zero at
+        ``k = 0``).
+    """
+
+    count: jax.Array
+    time: jax.Array
+    hyperparams: dict
+    delta: Any
+
+
+class HeunState(NamedTuple):
+    """State of :func:`dynopt.heun`.
+
+    Attributes:
+      count: number of steps taken (int32).
+      time: ODE time ``t_k = sum lr_j``.
+      hyperparams: dict with the ``learning_rate`` leaf.
+    """
+
+    count: jax.Array
+    time: jax.Array
+    hyperparams: dict
+
+
+NAG_C_SCHEME = Scheme(
+    "nag_c",
+    1,
+    "x_k = y_{k-1} - s grad f(y_{k-1}); y_k = x_k + (k-1)/(k+2) (x_k - x_{k-1}); "
+    "first order in sqrt(s) against the Su-Boyd-Candes ODE",
+)
+HEUN_SCHEME = Scheme(
+    "heun",
+    2,
+    "x~ = x_k - lr grad f(x_k); x_{k+1} = x_k - lr/2 (grad f(x_k) + grad f(x~))",
+)
+ROOT_CLOCK = Clock(
+    "sqrt_learning_rate",
+    lambda hp: jnp.sqrt(hp["learning_rate"]),
+    "t_{k+1} = t_k + sqrt(s)",
+)
+LR_CLOCK = Clock(
+    "learning_rate", lambda hp: hp["learning_rate"], "t_{k+1} = t_k + lr_k"
+)
+
+
+def _lr(learning_rate, state):
+    if callable(learning_rate):
+        return as_hyperparam(learning_rate, state.count)
+    if isinstance(learning_rate, jax.Array):
+        return learning_rate
+    return state.hyperparams["learning_rate"]
+
+
+def _stored(learning_rate):
+    if isinstance(learning_rate, jax.Array):
+        return {}
+    return {"learning_rate": as_hyperparam(learning_rate)}
+
+
+def nag_c(learning_rate: float | jax.Array | optax.Schedule) -> Optimizer:
+    r"""Nesterov's method for convex functions (NAG-C), the Su-Boyd-Candes scheme.
+
+    .. math:: x_k = y_{k-1} - s\,\nabla f(y_{k-1}), \qquad
+              y_k = x_k + \frac{k-1}{k+2}(x_k - x_{k-1}), \qquad
+              x_0 = y_0.
+
+    The parameters the optimiser updates are the look-ahead points :math:`y_k`
+    (the gradient is taken there, as optax expects). With
+    :math:`d_k = x_k - x_{k-1}` kept in the state, :math:`d_k = c_{k-1}
+    d_{k-1} - s\,g` and the update is :math:`y_k - y_{k-1} = (1 + c_k) d_k -
+    c_{k-1} d_{k-1}`, :math:`c_k = (k-1)/(k+2)`. Its limit for small
+    :math:`s` with clock :math:`t_k = k\sqrt s` is the ODE
+    :math:`x'' + \frac{3}{t}x' + \nabla f = 0` (:class:`SuBoydCandesFlow`),
+    which the :math:`x_k` sequence follows to first order in :math:`\sqrt s`
+    (REFERENCE R2). :func:`nag_c_position` recovers :math:`x_k` from
+    ``(params, state)``; :func:`dynopt.discrete_trajectory` records it.
+
+    Args:
+      learning_rate: step :math:`s \ge 0`, a float, scalar array or schedule.
+
+    Returns:
+      An :class:`~dynopt.Optimizer` with :class:`NagCState`.
+
+    Raises:
+      ValueError / TypeError: for a negative, non-finite or non-scalar step.
+
+    Example:
+      >>> import dynopt, jax.numpy as jnp
+      >>> opt = dynopt.nag_c(0.5)
+      >>> state = opt.init(jnp.ones(1))
+      >>> u, state = opt.update(jnp.ones(1), state)
+      >>> u, float(state.time)
+      (Array([-0.5], dtype=float32), 0.7071...)
+
+    References:
+      Y. Nesterov, *A method for solving a convex programming problem with
+      convergence rate O(1/k^2)*, Soviet Math. Dokl. 1983. W. Su, S. Boyd,
+      E. Candes, *A differential equation for modeling Nesterov's accelerated
+      gradient method*, JMLR 2016, arXiv:1503.01243.
+    """
+    fn = "nag_c"
+    check_learning_rate(fn, learning_rate)
+
+    def init_fn(params):
+        return NagCState(
+            count=jnp.zeros([], jnp.int32),
+            time=jnp.zeros([], jnp.result_type(float)),
+            hyperparams=_stored(learning_rate),
+            delta=tree_map(jnp.zeros_like, params),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        s = _lr(learning_rate, state)
+        k = (state.count + 1).astype(s.dtype)
+        # c_{k-1} multiplies d_{k-1}, which is zero at k = 1.
+        c_prev = (k - 2) / (k + 1)
+        c_k = (k - 1) / (k + 2)
+
+        def delta(g, d):
+            return c_prev.astype(d.dtype) * d - s.astype(d.dtype) * g.astype(d.dtype)
+
+        new_delta = tree_map(delta, updates, state.delta)
+        new_updates = tree_map(
+            lambda dn, d: (1 + c_k).astype(d.dtype) * dn - c_prev.astype(d.dtype) * d,
+            new_delta,
+            state.delta,
+        )
+        new_state = NagCState(
+            count=optax.safe_increment(state.count),
+            time=state.time + jnp.sqrt(s).astype(state.time.dtype),
+            hyperparams={k_: s for k_ in _stored(learning_rate)},
+            delta=new_delta,
+        )
+        return new_updates, new_state
+
+    def make_flow(learning_rate):
+        del learning_rate
+        return SuBoydCandesFlow()
+
+    dynamics = Dynamics(
+        name="nag_c",
+        scheme=NAG_C_SCHEME,
+        clock=ROOT_CLOCK,
+        hyperparams={"learning_rate": learning_rate},
+        options={},
+        make_flow=make_flow,
+        to_ode=lambda learning_rate: {"step": jnp.sqrt(jnp.asarray(learning_rate))},
+    )
+    opt = Optimizer(init_fn, update_fn, dynamics)
+    opt.__dict__["ode_position"] = nag_c_position
+    return opt
+
+
+def _find_state(state, cls):
+    if isinstance(state, cls):
+        return state
+    if isinstance(state, tuple | list):
+        for child in state:
+            found = _find_state(child, cls)
+            if found is not None:
+                return found
+    return None
+
+
+def nag_c_position(params, state):
+    r"""The :math:`x_k` of NAG-C from its parameters :math:`y_k` and state.
+
+    :math:`x_k = y_k - \frac{k-1}{k+2}\,(x_k - x_{k-1})`; this is the sequence
+    that follows the Su-Boyd-Candes ODE in REFERENCE R2.
+
+    Raises:
+      ValueError: if ``state`` holds no :class:`NagCState`.
+    """
+    s = _find_state(state, NagCState)
+    if s is None:
+        raise ValueError(
+            "nag_c_position: `state` must hold a NagCState (from dynopt.nag_c), "
+            f"got {type(state).__name__}"
+        )
+    k = s.count.astype(jnp.result_type(float))
+    c = (k - 1) / (k + 2)
+    return tree_map(lambda y, d: y - c.astype(d.dtype) * d, params, s.delta)
+
+
+def heun(
+    learning_rate: float | jax.Array | optax.Schedule,
+    *,
+    grad_fn: Callable | None = None,
+) -> Optimizer:
+    r"""Heun's method (explicit trapezoid, RK2) on the gradient flow.
+
+    .. math:: \tilde x = x_k - \eta\,\nabla f(x_k), \qquad
+              x_{k+1} = x_k - \frac{\eta}{2}\big(\nabla f(x_k) + \nabla f(\tilde x)
+              \big), \qquad t_{k+1} = t_k + \eta.
+
+    Second order for :math:`x' = -\nabla f(x)`, at the price of a second
+    gradient per step. optax passes the optimiser one gradient; the second one
+    comes from a gradient function, given either here (``grad_fn``) or at each
+    call as an extra argument, ``opt.update(g, state, params,
+    grad_fn=jax.grad(loss))``, which takes precedence.
+    :func:`dynopt.discrete_trajectory` passes ``grad_fn`` itself. ``params`` is
+    required in ``update``.
+
+    Args:
+      learning_rate: :math:`\eta \ge 0`, a float, scalar array or schedule.
+      grad_fn: optional ``params -> gradient`` (e.g. ``jax.grad(loss_fn)``).
+
+    Returns:
+      An :class:`~dynopt.Optimizer` with :class:`HeunState`.
+
+    Raises:
+      ValueError / TypeError: bad ``learning_rate``; ``grad_fn`` not callable;
+        in ``update``, no gradient function or no ``params``.
+
+    Example:
+      >>> import dynopt, jax, jax.numpy as jnp
+      >>> loss = lambda x: 0.5 * jnp.sum(x**2)
+      >>> opt = dynopt.heun(0.1, grad_fn=jax.grad(loss))
+      >>> x = jnp.ones(1)
+      >>> u, _ = opt.update(jax.grad(loss)(x), opt.init(x), x)
+      >>> u  # -(0.1 - 0.1**2 / 2) x
+      Array([-0.095], dtype=float32)
+
+    References:
+      E. Hairer, S. Norsett, G. Wanner, *Solving Ordinary Differential
+      Equations I*, Springer 1993, sec. II.1.
+    """
+    fn = "heun"
+    check_learning_rate(fn, learning_rate)
+    if grad_fn is not None and not callable(grad_fn):
+        raise TypeError(f"{fn}: `grad_fn` must be callable or None, got {grad_fn!r}")
+
+    def init_fn(params):
+        del params
+        return HeunState(
+            count=jnp.zeros([], jnp.int32),
+            time=jnp.zeros([], jnp.result_type(float)),
+            hyperparams=_stored(learning_rate),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        gf = extra_args.get("grad_fn", grad_fn)
+        if gf is None:
+            raise ValueError(
+                f"{fn}: a gradient function is needed: pass `grad_fn` to heun() or "
+                "to update(..., grad_fn=...), got None"
+            )
+        if params is None:
+            raise ValueError(f"{fn}: `params` must be given to update(), got None")
+        lr = _lr(learning_rate, state)
+        predictor = tree_map(
+            lambda p, g: p - lr.astype(p.dtype) * g.astype(p.dtype), params, updates
+        )
+        g2 = gf(predictor)
+        new_updates = tree_map(
+            lambda a, b, p: (-0.5 * lr).astype(p.dtype) * (a + b).astype(p.dtype),
+            updates,
+            g2,
+            params,
+        )
+        new_state = HeunState(
+            count=optax.safe_increment(state.count),
+            time=state.time + lr.astype(state.time.dtype),
+            hyperparams={k: lr for k in _stored(learning_rate)},
+        )
+        return new_updates, new_state
+
+    def make_flow(learning_rate):
+        del learning_rate
+        return GradientFlow()
+
+    dynamics = Dynamics(
+        name="heun",
+        scheme=HEUN_SCHEME,
+        clock=LR_CLOCK,
+        hyperparams={"learning_rate": learning_rate},
+        options={},
+        make_flow=make_flow,
+        to_ode=lambda learning_rate: {"step": jnp.asarray(learning_rate)},
+    )
+    return Optimizer(init_fn, update_fn, dynamics)

@@ -1,0 +1,467 @@
+r"""Discrete runs of an optimiser and the continuous flow it discretises.
+
+:func:`discrete_trajectory` runs any optax transform in jitted ``lax.scan``
+chunks and keeps every ``save_every``-th iterate with its loss and its ODE time
+(read from the optimiser state's ``time`` leaf, i.e. from its clock).
+:func:`continuous_trajectory` integrates the optimiser's own flow
+(``optimizer.dynamics.flow()``) with diffrax at given times. Both return a
+:class:`Trajectory`, so the two can be compared with
+:func:`dynopt.trajectory_gap`.
+
+Tight tolerances need float64: turn it on with
+``jax.config.update("jax_enable_x64", True)`` before building parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import sys
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+tree_map = jax.tree_util.tree_map
+
+
+class Trajectory(NamedTuple):
+    """Iterates of a run (or samples of a flow) at their ODE times.
+
+    Attributes:
+      times: ``[n]`` ODE times of the kept points; ``times[0] = 0`` is the
+        initial point for discrete runs.
+      params: the kept parameters, a pytree whose leaves have a leading axis
+        ``n``.
+      loss: ``[n]`` loss at each kept point.
+    """
+
+    times: jax.Array
+    params: Any
+    loss: jax.Array
+
+
+# ----------------------------------------------------------------------------
+# Checks at the edges.
+
+
+def check_params(fn: str, params) -> None:
+    """Params must be a non-empty pytree of finite float arrays."""
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        raise ValueError(
+            f"{fn}: `params` must contain at least one array, got {params!r}"
+        )
+    for leaf in leaves:
+        arr = np.asarray(leaf)
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise TypeError(
+                f"{fn}: `params` leaves must be floating point, got dtype {arr.dtype}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(
+                f"{fn}: `params` must be finite, got a leaf of shape {arr.shape} "
+                f"with {int(np.sum(~np.isfinite(arr)))} non-finite entries"
+            )
+
+
+def check_loss_fn(fn: str, loss_fn, params) -> None:
+    """``loss_fn(params)`` must be a real scalar."""
+    if not callable(loss_fn):
+        raise TypeError(f"{fn}: `loss_fn` must be callable, got {loss_fn!r}")
+    try:
+        out = jax.eval_shape(loss_fn, params)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+        # Usually params that do not match the tree or shapes loss_fn expects.
+        raise ValueError(
+            f"{fn}: `loss_fn` cannot be evaluated at `params` (does the tree "
+            f"match?): {type(err).__name__}: {err}"
+        ) from err
+    shape = getattr(out, "shape", None)
+    if shape != ():
+        raise ValueError(
+            f"{fn}: `loss_fn` must return a scalar, got output of shape {shape}"
+        )
+
+
+def _check_positive_int(fn, name, value):
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{fn}: `{name}` must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{fn}: `{name}` must be >= 1, got {value!r}")
+
+
+def find_time(state):
+    """The ``time`` leaf of the first dynopt state inside ``state``, or None."""
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        if "time" in state._fields and "count" in state._fields:
+            return state.time
+    if isinstance(state, tuple | list):
+        for child in state:
+            found = find_time(child)
+            if found is not None:
+                return found
+    return None
+
+
+def find_count(state):
+    """The step count of the first optax/dynopt state inside ``state``, or None."""
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        if "count" in state._fields:
+            return state.count
+    if isinstance(state, tuple | list):
+        for child in state:
+            found = find_count(child)
+            if found is not None:
+                return found
+    return None
+
+
+def _progress(total, enabled, desc):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not sys.stderr.isatty())
+
+
+# ----------------------------------------------------------------------------
+# Discrete runs.
+
+
+def discrete_trajectory(
+    optimizer: optax.GradientTransformation,
+    loss_fn: Callable,
+    params,
+    num_steps: int,
+    *,
+    save_every: int = 1,
+    steps_per_call: int | None = None,
+    progress: bool = True,
+    position: Callable | None = None,
+) -> Trajectory:
+    r"""Runs an optimiser on ``loss_fn`` and keeps its iterates with ODE times.
+
+    Each step is the plain optax loop ``g = grad(loss_fn)(x)``,
+    ``u, s = opt.update(g, s, x, **extra)``, ``x = optax.apply_updates(x, u)``;
+    transforms that take extra arguments also get ``grad_fn=grad(loss_fn)``
+    (used by :func:`dynopt.heun`). Steps run in jitted ``lax.scan`` chunks of
+    ``steps_per_call`` steps, with a progress bar advanced once per chunk
+    (silent when stderr is not a terminal).
+
+    The time of a kept iterate is the state's ``time`` leaf: the ODE time
+    :math:`t_k` on the optimiser's clock (``sum lr`` for SGD, ``k gamma`` for
+    momentum, ``k sqrt(s)`` for NAG-C). Transforms without a ``time`` leaf (plain
+    optax) get the step count instead.
+
+    Args:
+      optimizer: any optax transform; dynopt optimisers give ODE times.
+      loss_fn: ``params -> scalar``.
+      params: initial parameters (a pytree of finite float arrays).
+      num_steps: number of steps, a multiple of ``save_every``.
+      save_every: keep every ``save_every``-th iterate (and the initial one).
+      steps_per_call: steps per jitted chunk, a multiple of ``save_every``
+        (default: about 1000 steps, at most ``num_steps``).
+      progress: show a tqdm bar when stderr is a terminal.
+      position: optional ``(params, opt_state) -> pytree`` recorded instead of
+        the parameters (default: the optimiser's ``ode_position`` if it has one,
+        e.g. :func:`dynopt.nag_c_position`, else the parameters). The loss is
+        evaluated at the recorded point.
+
+    Returns:
+      A :class:`Trajectory` with ``num_steps // save_every + 1`` points.
+
+    Raises:
+      ValueError / TypeError: non-finite or non-float ``params``, ``loss_fn``
+        not returning a scalar, ``num_steps`` / ``save_every`` /
+        ``steps_per_call`` not positive ints or not multiples of ``save_every``.
+
+    Example:
+      >>> import dynopt, jax.numpy as jnp
+      >>> traj = dynopt.discrete_trajectory(
+      ...     dynopt.sgd(0.25), lambda x: 0.5 * jnp.sum(x**2), jnp.ones(2), 8,
+      ...     save_every=4, progress=False)
+      >>> traj.times
+      Array([0., 1., 2.], dtype=float32)
+    """
+    fn = "discrete_trajectory"
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(
+            f"{fn}: `optimizer` must be an optax GradientTransformation, "
+            f"got {optimizer!r}"
+        )
+    check_params(fn, params)
+    check_loss_fn(fn, loss_fn, params)
+    _check_positive_int(fn, "num_steps", num_steps)
+    _check_positive_int(fn, "save_every", save_every)
+    if num_steps % save_every:
+        raise ValueError(
+            f"{fn}: `num_steps` must be a multiple of `save_every` = {save_every}, "
+            f"got {num_steps!r}"
+        )
+    if steps_per_call is None:
+        steps_per_call = min(
+            num_steps, max(save_every, 1000 // save_every * save_every)
+        )
+    _check_positive_int(fn, "steps_per_call", steps_per_call)
+    if steps_per_call % save_every:
+        raise ValueError(
+            f"{fn}: `steps_per_call` must be a multiple of `save_every` = "
+            f"{save_every}, got {steps_per_call!r}"
+        )
+    if position is None:
+        position = getattr(optimizer, "ode_position", None)
+    if position is None:
+
+        def position(p, s):
+            return p
+
+    grad_fn = jax.grad(loss_fn)
+    extra = isinstance(optimizer, optax.GradientTransformationExtraArgs)
+
+    def observe(p, s):
+        t = find_time(s)
+        if t is None:
+            t = find_count(s)
+        t = jnp.zeros([]) if t is None else t
+        x = position(p, s)
+        return t.astype(jnp.result_type(float)), x, loss_fn(x)
+
+    def one_step(carry, _):
+        p, s = carry
+        g = grad_fn(p)
+        if extra:
+            u, s = optimizer.update(g, s, p, grad_fn=grad_fn)
+        else:
+            u, s = optimizer.update(g, s, p)
+        return (optax.apply_updates(p, u), s), None
+
+    def one_save(carry, _):
+        carry, _ = jax.lax.scan(one_step, carry, None, length=save_every)
+        return carry, observe(*carry)
+
+    @functools.partial(jax.jit, static_argnums=1)
+    def chunk(carry, num_saves):
+        return jax.lax.scan(one_save, carry, None, length=num_saves)
+
+    state = optimizer.init(params)
+    carry = (params, state)
+    pieces = [tree_map(lambda a: a[None], observe(params, state))]
+    bar = _progress(num_steps, progress, fn)
+    done = 0
+    while done < num_steps:
+        n = min(steps_per_call, num_steps - done)
+        carry, out = chunk(carry, n // save_every)
+        pieces.append(out)
+        done += n
+        if bar is not None:
+            bar.update(n)
+    if bar is not None:
+        bar.close()
+    times, xs, losses = tree_map(lambda *a: jnp.concatenate(a), *pieces)
+    return Trajectory(times=times, params=xs, loss=losses)
+
+
+# ----------------------------------------------------------------------------
+# Continuous flows.
+
+
+def _as_flow(fn, optimizer):
+    if hasattr(optimizer, "vector_field") and hasattr(optimizer, "initial_state"):
+        return optimizer
+    dynamics = getattr(optimizer, "dynamics", None)
+    if dynamics is None:
+        raise TypeError(
+            f"{fn}: `optimizer` must be a dynopt optimiser (with `.dynamics`) or a "
+            f"flow (with `vector_field`), got {type(optimizer).__name__}"
+        )
+    return dynamics.flow()
+
+
+def check_times(fn: str, times) -> np.ndarray:
+    """``times`` must be a 1-D, finite, non-negative, strictly increasing array."""
+    t = np.asarray(times, dtype=np.float64)
+    if t.ndim != 1 or t.size == 0:
+        raise ValueError(
+            f"{fn}: `times` must be a non-empty 1-D array, got shape {t.shape}"
+        )
+    if not np.all(np.isfinite(t)) or t[0] < 0:
+        raise ValueError(f"{fn}: `times` must be finite and >= 0, got {t[:5]}...")
+    if np.any(np.diff(t) <= 0):
+        i = int(np.argmax(np.diff(t) <= 0))
+        raise ValueError(
+            f"{fn}: `times` must be strictly increasing, got times[{i}] = {t[i]!r} "
+            f">= times[{i + 1}] = {t[i + 1]!r}"
+        )
+    return t
+
+
+def continuous_trajectory(
+    optimizer,
+    loss_fn: Callable,
+    params,
+    times,
+    *,
+    solver: diffrax.AbstractSolver | None = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-10,
+    dt0: float | None = None,
+    max_steps: int = 1_000_000,
+) -> Trajectory:
+    r"""Integrates the flow an optimiser discretises, sampled at ``times``.
+
+    The flow is ``optimizer.dynamics.flow()`` (e.g. the gradient flow for
+    :func:`dynopt.sgd`, the heavy-ball ODE for :func:`dynopt.momentum`, the
+    Hessian-damped ODE for :func:`dynopt.nesterov`, Su-Boyd-Candes for
+    :func:`dynopt.nag_c`); a flow object can be passed instead of an optimiser
+    (e.g. :class:`dynopt.ModifiedGradientFlow`). It starts at ``t = 0`` from
+    ``params`` at rest (flows singular at 0 start at their ``start_time`` from
+    a series, see :class:`dynopt.SuBoydCandesFlow`) and is solved with diffrax,
+    by default Dopri8 (8th order) with a PID step-size controller, saving at
+    exactly ``times`` (``diffrax.SaveAt(ts=times)``).
+
+    With jax's x64 switched on, the integration runs in float64 whatever the
+    dtype of ``params``; in float32 a relative tolerance below about 1e-6 is
+    not reachable, so turn x64 on for the default tolerances.
+
+    Args:
+      optimizer: a dynopt optimiser or a flow.
+      loss_fn: ``params -> scalar``.
+      params: the initial point.
+      times: 1-D, non-negative, strictly increasing times, e.g. the ``times``
+        of a :class:`Trajectory` from :func:`discrete_trajectory`.
+      solver: a diffrax solver (default ``diffrax.Dopri8()``).
+      rtol, atol: tolerances of the PID controller.
+      dt0: initial step (default: chosen by diffrax).
+      max_steps: diffrax's step budget.
+
+    Returns:
+      A :class:`Trajectory` at ``times``.
+
+    Raises:
+      ValueError / TypeError: bad ``times``, non-finite ``params``, ``loss_fn``
+        not returning a scalar, an object that is neither optimiser nor flow.
+
+    Example:
+      >>> import dynopt, jax.numpy as jnp
+      >>> traj = dynopt.continuous_trajectory(
+      ...     dynopt.sgd(0.1), lambda x: 0.5 * jnp.sum(x**2), jnp.ones(1),
+      ...     jnp.array([0.0, 1.0]), rtol=1e-6, atol=1e-6)
+      >>> round(float(traj.params[1, 0]), 5)  # exp(-1)
+      0.36788
+    """
+    fn = "continuous_trajectory"
+    flow = _as_flow(fn, optimizer)
+    check_params(fn, params)
+    check_loss_fn(fn, loss_fn, params)
+    t = check_times(fn, times)
+    _check_positive_int(fn, "max_steps", max_steps)
+    dtype = jnp.result_type(float)
+    params = tree_map(lambda a: jnp.asarray(a, dtype), params)
+    start = float(getattr(flow, "start_time", 0.0))
+    solver = diffrax.Dopri8() if solver is None else solver
+    # Requested times before a singular flow's start are reported at its start.
+    ts = np.maximum(t, start)
+    # Pad the save times (repeating the last one) to a power of two, at least
+    # 4096 while the padded output stays small, so that runs of different
+    # lengths share one compiled solve.
+    n = ts.shape[0]
+    size = 1 << (n - 1).bit_length()
+    num_params = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(params))
+    if num_params * 4096 <= 10_000_000:
+        size = max(size, 4096)
+    ts = jnp.asarray(np.concatenate([ts, np.full(size - n, ts[-1])]), dtype)
+    config = (solver, float(rtol), float(atol), dt0, int(max_steps))
+    static, dynamic = _split_flow(flow, dtype)
+    if static is None:  # not a dataclass: trace this flow object as it is
+        solve = _make_solve(lambda _: flow, loss_fn, config)
+    else:
+        try:
+            solve = _cached_solve(type(flow), static, loss_fn, config)
+        except TypeError:  # an unhashable piece: build the solve for this call
+            solve = _cached_solve.__wrapped__(type(flow), static, loss_fn, config)
+    xs, losses = solve(dynamic, params, ts, jnp.asarray(start, dtype))
+    xs, losses = tree_map(lambda a: a[:n], (xs, losses))
+    return Trajectory(times=jnp.asarray(t, dtype), params=xs, loss=losses)
+
+
+def _split_flow(flow, dtype):
+    """Static (hashable) and numeric fields of a dataclass flow."""
+    if not dataclasses.is_dataclass(flow):
+        return None, {}
+    static, dynamic = [], {}
+    for field in dataclasses.fields(flow):
+        if not field.init:
+            continue
+        value = getattr(flow, field.name)
+        if value is None or isinstance(value, str | bool):
+            static.append((field.name, value))
+        else:
+            dynamic[field.name] = jnp.asarray(value, dtype)
+    return tuple(static), dynamic
+
+
+def _make_solve(build_flow, loss_fn, config):
+    solver, rtol, atol, dt0, max_steps = config
+
+    @jax.jit
+    def solve(dynamic, params, ts, start):
+        flow = build_flow(dynamic)
+        if hasattr(flow, "series_start"):
+            y0 = flow.series_start(loss_fn, params)
+        else:
+            y0 = flow.initial_state(params)
+
+        def integrate(y0):
+            return diffrax.diffeqsolve(
+                diffrax.ODETerm(flow.vector_field(loss_fn)),
+                solver,
+                t0=start,
+                t1=ts[-1],
+                dt0=dt0,
+                y0=y0,
+                saveat=diffrax.SaveAt(ts=ts),
+                stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+                max_steps=max_steps,
+            ).ys
+
+        def constant(y0):
+            return tree_map(lambda a: jnp.broadcast_to(a, (ts.shape[0], *a.shape)), y0)
+
+        ys = jax.lax.cond(ts[-1] > start, integrate, constant, y0)
+        xs = jax.vmap(flow.position)(ys)
+        return xs, jax.vmap(loss_fn)(xs)
+
+    return solve
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_solve(flow_type, static, loss_fn, config):
+    def build(dynamic):
+        return flow_type(**dict(static or ()), **dynamic)
+
+    return _make_solve(build, loss_fn, config)
+
+
+def _check_same_tree(fn, a, b, name_a="a", name_b="b"):
+    ta, tb = jax.tree_util.tree_structure(a), jax.tree_util.tree_structure(b)
+    if ta != tb:
+        raise ValueError(
+            f"{fn}: `{name_a}` and `{name_b}` must have the same tree structure, "
+            f"got {ta} and {tb}"
+        )
+
+
+def num_steps_for(fn: str, horizon: float, step: float) -> int:
+    """The number of steps ``k`` with ``k * step <= horizon`` (rounding allowed)."""
+    k = int(math.floor(horizon / step * (1 + 1e-9)))
+    if k < 1:
+        raise ValueError(
+            f"{fn}: `horizon` must be at least one clock step {step!r}, got {horizon!r}"
+        )
+    return k
