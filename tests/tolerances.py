@@ -9,3 +9,12 @@ REFERENCE_3SIG = dict(rtol=5e-3, atol=0.0)
 REFERENCE_4DEC = dict(rtol=0.0, atol=5e-5)
 # Log-log slopes of an order-of-accuracy test (diffrax's test_ode_order uses 0.2).
 ORDER_SLOPE = 0.2
+# Monte-Carlo estimates vs exact values: |estimate - exact| <= MC_SIGMAS standard
+# errors. 4 sigma makes a false failure about 1 in 16,000 per comparison.
+MC_SIGMAS = 4.0
+# Closed forms vs an independent float64 computation of the same quantity
+# (recursions, scipy ODE/Lyapunov solvers at tight tolerances).
+CLOSED_FORM = dict(rtol=1e-9, atol=1e-12)
+# A root or optimum found by scipy's bounded scalar minimiser and brentq
+# (xatol 1e-12, xtol 1e-10) inside another root find.
+SCIPY_OPTIMIZE = dict(rtol=1e-6, atol=0.0)

@@ -33,6 +33,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -258,13 +259,79 @@ def stochastic_modified_equation(
             f"{fn}: `with_sgd=True` needs `brownian='virtual'` (the SGD noise is "
             f"read off the same Brownian path), got {brownian!r}"
         )
-    flat0, unravel, f = _flat_loss(fn, loss_fn, params)
+    flat0, _, _ = _flat_loss(fn, loss_fn, params)
     kind = _noise_kind(fn, noise_covariance, params, flat0.size)
-    sqrt = _noise_sqrt(noise_covariance, kind, unravel)
     solver = diffrax.Euler() if solver is None else solver
-    levy = _levy_area(solver)
+    noise_fn, noise_value = _split_noise(noise_covariance)
+    sme, sgd, times = _sme_impl(
+        params,
+        jnp.asarray(learning_rate, flat0.dtype),
+        noise_value,
+        key,
+        loss_fn=loss_fn,
+        noise_fn=noise_fn,
+        kind=kind,
+        num_steps=num_steps,
+        num_paths=num_paths,
+        order=order,
+        save_every=save_every,
+        substeps=substeps,
+        solver=solver,
+        brownian=brownian,
+        with_sgd=with_sgd,
+    )
+    return SdePaths(times=times, sme=sme, sgd=sgd)
 
-    lr = jnp.asarray(learning_rate, flat0.dtype)
+
+def _split_noise(noise_covariance):
+    """(static callable or None, array or None): arrays stay traced under jit."""
+    if callable(noise_covariance):
+        return noise_covariance, None
+    return None, jnp.asarray(noise_covariance, jnp.result_type(float))
+
+
+_SME_STATIC = (
+    "loss_fn",
+    "noise_fn",
+    "kind",
+    "num_steps",
+    "num_paths",
+    "order",
+    "save_every",
+    "substeps",
+    "solver",
+    "brownian",
+    "with_sgd",
+)
+
+
+@functools.partial(jax.jit, static_argnames=_SME_STATIC)
+def _sme_impl(
+    params,
+    lr,
+    noise_value,
+    key,
+    *,
+    loss_fn,
+    noise_fn,
+    kind,
+    num_steps,
+    num_paths,
+    order,
+    save_every,
+    substeps,
+    solver,
+    brownian,
+    with_sgd,
+):
+    flat0, unravel = ravel_pytree(params)
+    lr = lr.astype(flat0.dtype)
+
+    def f(y):
+        return loss_fn(unravel(y))
+
+    sqrt = _noise_sqrt(noise_value if noise_fn is None else noise_fn, kind, unravel)
+    levy = _levy_area(solver)
     grad_f = jax.grad(f)
     if order == 1:
         drift_grad = grad_f
@@ -311,28 +378,22 @@ def stochastic_modified_equation(
             saveat=diffrax.SaveAt(ts=times),
             max_steps=num_steps * substeps + 1,
         )
-        sme = sol.ys
         if not with_sgd:
-            return sme, None
+            return sol.ys, None
 
         def step(x, k_step):
-            t_a, t_b = lr * k_step, lr * (k_step + 1)
-            dw = bm.evaluate(t_a, t_b)
-            x = x - lr * grad_f(x) - root_lr * _apply(sqrt, kind, x, dw)
+            dw = bm.evaluate(lr * k_step, lr * (k_step + 1))
+            # SGD noise xi = -S z with z = dW / sqrt(lr): the same law as S z,
+            # and it makes SGD Euler-Maruyama on the SME, path by path.
+            x = x - lr * grad_f(x) + root_lr * _apply(sqrt, kind, x, dw)
             return x, x
 
         _, xs = jax.lax.scan(step, flat0, jnp.arange(num_steps, dtype=flat0.dtype))
-        sgd = jnp.concatenate([flat0[None], xs])[saved_steps]
-        return sme, sgd
+        return sol.ys, jnp.concatenate([flat0[None], xs])[saved_steps]
 
-    keys = jax.random.split(key, num_paths)
-    sme, sgd = jax.jit(jax.vmap(one_path))(keys)
+    sme, sgd = jax.vmap(one_path)(jax.random.split(key, num_paths))
     unstack = jax.vmap(jax.vmap(unravel))
-    return SdePaths(
-        times=times,
-        sme=unstack(sme),
-        sgd=None if sgd is None else unstack(sgd),
-    )
+    return unstack(sme), None if sgd is None else unstack(sgd), times
 
 
 def _find_time(state):
@@ -407,15 +468,54 @@ def noisy_paths(
             f"got {optimizer!r}"
         )
     _check_common(fn, loss_fn, 1.0, num_steps, save_every, num_paths)
-    flat0, unravel, f = _flat_loss(fn, loss_fn, params)
+    flat0, _, _ = _flat_loss(fn, loss_fn, params)
     kind = _noise_kind(fn, noise_covariance, params, flat0.size)
-    sqrt = _noise_sqrt(noise_covariance, kind, unravel)
-    grad_f = jax.grad(f)
-    num_saved = num_steps // save_every
+    noise_fn, noise_value = _split_noise(noise_covariance)
+    xs, ts = _noisy_impl(
+        params,
+        noise_value,
+        key,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        noise_fn=noise_fn,
+        kind=kind,
+        num_steps=num_steps,
+        num_paths=num_paths,
+        save_every=save_every,
+    )
+    return Paths(times=ts, params=xs)
 
-    def clock(state, count):
-        t = _find_time(state)
-        return jnp.asarray(count, flat0.dtype) if t is None else t.astype(flat0.dtype)
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "optimizer",
+        "loss_fn",
+        "noise_fn",
+        "kind",
+        "num_steps",
+        "num_paths",
+        "save_every",
+    ),
+)
+def _noisy_impl(
+    params,
+    noise_value,
+    key,
+    *,
+    optimizer,
+    loss_fn,
+    noise_fn,
+    kind,
+    num_steps,
+    num_paths,
+    save_every,
+):
+    flat0, unravel = ravel_pytree(params)
+    sqrt = _noise_sqrt(noise_value if noise_fn is None else noise_fn, kind, unravel)
+    grad_f = jax.grad(lambda y: loss_fn(unravel(y)))
+    num_saved = num_steps // save_every
+    has_clock = _find_time(optimizer.init(flat0)) is not None
 
     def one_path(k):
         state0 = optimizer.init(flat0)
@@ -429,16 +529,17 @@ def noisy_paths(
 
         def chunk(carry, keys):
             carry, _ = jax.lax.scan(step, carry, keys)
-            return carry, (carry[0], clock(carry[1], 0))
+            t = _find_time(carry[1]) if has_clock else jnp.zeros([])
+            return carry, (carry[0], jnp.asarray(t, flat0.dtype))
 
-        step_keys = jax.random.split(k, num_steps).reshape(num_saved, save_every)
+        step_keys = jax.random.split(k, num_steps)
+        step_keys = step_keys.reshape((num_saved, save_every) + step_keys.shape[1:])
         _, (xs, ts) = jax.lax.scan(chunk, (flat0, state0), step_keys)
-        xs = jnp.concatenate([flat0[None], xs])
-        ts = jnp.concatenate([clock(state0, 0)[None], ts])
-        if _find_time(state0) is None:
-            ts = jnp.arange(num_saved + 1, dtype=flat0.dtype) * save_every
-        return xs, ts
+        return jnp.concatenate([flat0[None], xs]), jnp.concatenate([jnp.zeros(1), ts])
 
-    keys = jax.random.split(key, num_paths)
-    xs, ts = jax.jit(jax.vmap(one_path))(keys)
-    return Paths(times=ts[0], params=jax.vmap(jax.vmap(unravel))(xs))
+    xs, ts = jax.vmap(one_path)(jax.random.split(key, num_paths))
+    if has_clock:
+        times = ts[0].astype(flat0.dtype)
+    else:
+        times = jnp.arange(num_saved + 1, dtype=flat0.dtype) * save_every
+    return jax.vmap(jax.vmap(unravel))(xs), times
