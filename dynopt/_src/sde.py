@@ -268,12 +268,12 @@ def stochastic_modified_equation(
         jnp.asarray(learning_rate, flat0.dtype),
         noise_value,
         key,
+        jnp.asarray(order),
         loss_fn=loss_fn,
         noise_fn=noise_fn,
         kind=kind,
         num_steps=num_steps,
         num_paths=num_paths,
-        order=order,
         save_every=save_every,
         substeps=substeps,
         solver=solver,
@@ -296,7 +296,6 @@ _SME_STATIC = (
     "kind",
     "num_steps",
     "num_paths",
-    "order",
     "save_every",
     "substeps",
     "solver",
@@ -311,13 +310,13 @@ def _sme_impl(
     lr,
     noise_value,
     key,
+    order,
     *,
     loss_fn,
     noise_fn,
     kind,
     num_steps,
     num_paths,
-    order,
     save_every,
     substeps,
     solver,
@@ -333,14 +332,13 @@ def _sme_impl(
     sqrt = _noise_sqrt(noise_value if noise_fn is None else noise_fn, kind, unravel)
     levy = _levy_area(solver)
     grad_f = jax.grad(f)
-    if order == 1:
-        drift_grad = grad_f
-    else:
-        drift_grad = jax.grad(lambda y: f(y) + lr / 4 * jnp.sum(grad_f(y) ** 2))
+    modified_grad = jax.grad(lambda y: f(y) + lr / 4 * jnp.sum(grad_f(y) ** 2))
     root_lr = jnp.sqrt(lr)
 
     def drift(t, y, args):
-        return -drift_grad(y)
+        # The order is a traced flag (one compilation serves both orders); the
+        # predicate is the same for every path, so vmap keeps a real branch.
+        return -jax.lax.cond(order == 2, modified_grad, grad_f, y)
 
     def diffusion(t, y, args):
         s = root_lr * sqrt(y)
@@ -377,6 +375,9 @@ def _sme_impl(
             stepsize_controller=diffrax.StepTo(ts=grid),
             saveat=diffrax.SaveAt(ts=times),
             max_steps=num_steps * substeps + 1,
+            # Forward mode: nothing is differentiated through the paths, and it
+            # is the mode diffrax allows for an unsafe Brownian path.
+            adjoint=diffrax.ForwardMode(),
         )
         if not with_sgd:
             return sol.ys, None
