@@ -426,15 +426,36 @@ def sqrt_scaling_rule(
 # sigma^2 (per coordinate of an eigenbasis of the Hessian).
 
 
+def _concrete_array(value):
+    """A NumPy array for concrete numbers and arrays, None for tracers."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    return np.asarray(value, dtype=float)
+
+
+def _check_entries(fn, name, value, strict):
+    """Every entry finite and > 0 (``strict``) or >= 0; arrays broadcast."""
+    if callable(value) or isinstance(value, bool):
+        raise TypeError(f"{fn}: `{name}` must be a number or an array, got {value!r}")
+    v = _concrete_array(value)
+    if v is None:
+        return
+    ok = np.isfinite(v) & ((v > 0) if strict else (v >= 0))
+    if not np.all(ok):
+        rule = "> 0" if strict else ">= 0"
+        raise ValueError(f"{fn}: `{name}` must be {rule}, got {value!r}")
+
+
 def _check_quadratic(fn, learning_rate, curvature, noise_variance, limit=2.0):
     check_learning_rate(fn, learning_rate)
-    check_positive(fn, "curvature", curvature)
-    check_nonnegative(fn, "noise_variance", noise_variance)
-    lr, h = _concrete_value(learning_rate), _concrete_value(curvature)
-    if lr is not None and h is not None and not 0 < lr * h < limit:
+    _check_entries(fn, "curvature", curvature, strict=True)
+    _check_entries(fn, "noise_variance", noise_variance, strict=False)
+    lr, h = _concrete_value(learning_rate), _concrete_array(curvature)
+    if lr is not None and h is not None and not np.all((lr * h > 0) & (lr * h < limit)):
+        got = lr * h if h.shape == () else lr * h.max()
         raise ValueError(
             f"{fn}: `learning_rate * curvature` must be in (0, {limit:g}) for a "
-            f"stationary distribution, got {lr * h!r}"
+            f"stationary distribution, got {float(got)!r}"
         )
 
 
@@ -543,8 +564,8 @@ def sme_stationary_variance(learning_rate, curvature, noise_variance, beta=0.0):
     """
     fn = "sme_stationary_variance"
     check_learning_rate(fn, learning_rate)
-    check_positive(fn, "curvature", curvature)
-    check_nonnegative(fn, "noise_variance", noise_variance)
+    _check_entries(fn, "curvature", curvature, strict=True)
+    _check_entries(fn, "noise_variance", noise_variance, strict=False)
     check_interval(fn, "beta", beta, 0.0, 1.0)
     lr, h, b = jnp.asarray(learning_rate), jnp.asarray(curvature), jnp.asarray(beta)
     return lr * jnp.asarray(noise_variance) / (2 * h * (1 - b))
@@ -574,8 +595,8 @@ def sgd_second_moment(learning_rate, curvature, noise_variance, x0, num_steps):
     """
     fn = "sgd_second_moment"
     check_learning_rate(fn, learning_rate)
-    check_positive(fn, "curvature", curvature)
-    check_nonnegative(fn, "noise_variance", noise_variance)
+    _check_entries(fn, "curvature", curvature, strict=True)
+    _check_entries(fn, "noise_variance", noise_variance, strict=False)
     lr, h = jnp.asarray(learning_rate), jnp.asarray(curvature)
     q = (1 - lr * h) ** 2
     qk = q ** jnp.asarray(num_steps)
@@ -620,8 +641,8 @@ def sme_second_moment(learning_rate, curvature, noise_variance, x0, time, order=
     fn = "sme_second_moment"
     check_choice(fn, "order", order, (1, 2))
     check_learning_rate(fn, learning_rate)
-    check_positive(fn, "curvature", curvature)
-    check_nonnegative(fn, "noise_variance", noise_variance)
+    _check_entries(fn, "curvature", curvature, strict=True)
+    _check_entries(fn, "noise_variance", noise_variance, strict=False)
     lr, h = jnp.asarray(learning_rate), jnp.asarray(curvature)
     a = h if order == 1 else h * (1 + lr * h / 2)
     decay = jnp.exp(-2 * a * jnp.asarray(time))

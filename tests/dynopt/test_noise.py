@@ -353,8 +353,7 @@ def _loss(p, z):
         ),
         (
             lambda: dynopt.sme_stationary_variance(0.1, 1.0, -1.0),
-            r"sme_stationary_variance: `noise_variance` must satisfy "
-            r"0 <= noise_variance",
+            r"sme_stationary_variance: `noise_variance` must be >= 0, got -1.0",
         ),
         (
             lambda: dynopt.sme_second_moment(0.1, 1.0, 1.0, 1.0, 1.0, order=3),
@@ -362,7 +361,7 @@ def _loss(p, z):
         ),
         (
             lambda: dynopt.sgd_second_moment(0.1, -1.0, 1.0, 1.0, 3),
-            r"sgd_second_moment: `curvature` must satisfy 0 <= curvature",
+            r"sgd_second_moment: `curvature` must be > 0, got -1.0",
         ),
     ],
 )
