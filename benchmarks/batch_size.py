@@ -93,9 +93,18 @@ def main(argv=None) -> dict:
         help="paths of the dynopt.sgd check runs (default: 256)",
     )
     args = p.parse_args(argv)
+    # Exact moments need float64; the caller's setting is restored afterwards.
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        return _run(args)
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
+def _run(args) -> dict:
     if args.quick:
         args.dim, args.max_batch_log2, args.num_lrs, args.paths = 20, 8, 11, 16
-    jax.config.update("jax_enable_x64", True)
 
     h, c = nqm(args.dim, args.noise)
     x0 = jnp.ones(args.dim)

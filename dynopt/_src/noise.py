@@ -33,11 +33,11 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .base import (
-    _concrete_value,
     check_choice,
     check_interval,
     check_learning_rate,
     check_nonnegative,
+    concrete_value,
 )
 
 tree_map = jax.tree_util.tree_map
@@ -50,7 +50,7 @@ tree_map = jax.tree_util.tree_map
 def check_positive(fn: str, name: str, value) -> None:
     """``value > 0`` for concrete numbers (traced values pass)."""
     check_nonnegative(fn, name, value)
-    v = _concrete_value(value)
+    v = concrete_value(value)
     if v is not None and v <= 0:
         raise ValueError(f"{fn}: `{name}` must be > 0, got {value!r}")
 
@@ -450,7 +450,7 @@ def _check_quadratic(fn, learning_rate, curvature, noise_variance, limit=2.0):
     check_learning_rate(fn, learning_rate)
     _check_entries(fn, "curvature", curvature, strict=True)
     _check_entries(fn, "noise_variance", noise_variance, strict=False)
-    lr, h = _concrete_value(learning_rate), _concrete_array(curvature)
+    lr, h = concrete_value(learning_rate), _concrete_array(curvature)
     if lr is not None and h is not None and not np.all((lr * h > 0) & (lr * h < limit)):
         got = lr * h if h.shape == () else lr * h.max()
         raise ValueError(
@@ -533,7 +533,7 @@ def momentum_stationary_variance(learning_rate, beta, curvature, noise_variance)
     """
     fn = "momentum_stationary_variance"
     check_interval(fn, "beta", beta, 0.0, 1.0)
-    b = _concrete_value(beta)
+    b = concrete_value(beta)
     limit = 2.0 + 2.0 * b if b is not None else float("inf")
     _check_quadratic(fn, learning_rate, curvature, noise_variance, limit)
     lr, h, b = jnp.asarray(learning_rate), jnp.asarray(curvature), jnp.asarray(beta)

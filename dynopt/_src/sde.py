@@ -44,7 +44,7 @@ import lineax
 import optax
 from jax.flatten_util import ravel_pytree
 
-from .base import _concrete_value, check_choice, check_learning_rate
+from .base import check_choice, check_learning_rate, concrete_value
 from .noise import check_count
 
 tree_map = jax.tree_util.tree_map
@@ -99,7 +99,7 @@ def _noise_kind(fn, noise_covariance, params, size):
                 f"callable, got {noise_covariance!r}"
             )
         shape = jnp.shape(noise_covariance)
-        value = _concrete_value(noise_covariance)
+        value = concrete_value(noise_covariance)
         if value is not None and not value >= 0:
             raise ValueError(
                 f"{fn}: `noise_covariance` must be >= 0, got {noise_covariance!r}"
@@ -151,7 +151,7 @@ def _check_common(fn, loss_fn, learning_rate, num_steps, save_every, num_paths):
     if not callable(loss_fn):
         raise TypeError(f"{fn}: `loss_fn` must be callable, got {loss_fn!r}")
     check_learning_rate(fn, learning_rate)
-    lr = _concrete_value(learning_rate)
+    lr = concrete_value(learning_rate)
     if lr is not None and lr <= 0:
         raise ValueError(f"{fn}: `learning_rate` must be > 0, got {learning_rate!r}")
     check_count(fn, "num_steps", num_steps)
