@@ -368,3 +368,31 @@ def _loss(p, z):
 def test_errors(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_moments_broadcast_over_eigen_directions(x64):
+    # A quadratic with Hessian eigenvalues h_i and noise variances s_i: every
+    # moment function acts per direction.
+    h, s2 = jnp.array([0.5, 1.0, 3.0]), jnp.array([0.2, 0.1, 0.4])
+    lr = 0.1
+    cases = [
+        (dynopt.sgd_second_moment, (lr, h, s2, 1.0, 7)),
+        (dynopt.sme_second_moment, (lr, h, s2, 1.0, 0.7)),
+        (dynopt.sgd_stationary_variance, (lr, h, s2)),
+        (dynopt.momentum_stationary_variance, (lr, 0.9, h, s2)),
+    ]
+    for fn, args in cases:
+        vector = fn(*args)
+        for i in range(3):
+            scalar_args = [
+                float(a[i]) if getattr(a, "shape", ()) == (3,) else a for a in args
+            ]
+            np.testing.assert_allclose(vector[i], fn(*scalar_args), **CLOSED_FORM)
+    with pytest.raises(ValueError, match=r"sgd_stationary_variance: `curvature` "):
+        dynopt.sgd_stationary_variance(lr, jnp.array([1.0, -1.0]), 0.1)
+    with pytest.raises(
+        ValueError,
+        match=r"sgd_stationary_variance: `learning_rate \* curvature` must be in "
+        r"\(0, 2\) for a stationary distribution, got 3.0",
+    ):
+        dynopt.sgd_stationary_variance(1.0, jnp.array([1.0, 3.0]), 0.1)
