@@ -290,6 +290,7 @@ def _run(args) -> dict:
             label=f"SME-{o} Monte Carlo (2 SE)",
         )
     ax[0].set_xlim(lr_arr.min() / 1.5, lr_arr.max() * 1.5)
+    ax[0].xaxis.set_minor_formatter(plt.NullFormatter())
     ax[0].set(xlabel="learning rate", ylabel="|weak error of E x^2| at T=1")
     ax[0].set_title("R7: SME-1 order 1, SME-2 order 2")
     ax[0].legend(fontsize=8)
