@@ -41,6 +41,24 @@ from ._src.maps import momentum_to_ode as momentum_to_ode
 from ._src.maps import ode_to_momentum as ode_to_momentum
 from ._src.maps import retune_hold_effective_rate as retune_hold_effective_rate
 from ._src.maps import retune_hold_friction as retune_hold_friction
+from ._src.noise import AdamHyperparams as AdamHyperparams
+from ._src.noise import GradientNoise as GradientNoise
+from ._src.noise import critical_batch_size as critical_batch_size
+from ._src.noise import gradient_covariance as gradient_covariance
+from ._src.noise import gradient_noise as gradient_noise
+from ._src.noise import linear_scaling_rule as linear_scaling_rule
+from ._src.noise import momentum_stationary_variance as momentum_stationary_variance
+from ._src.noise import noise_scale as noise_scale
+from ._src.noise import per_example_gradients as per_example_gradients
+from ._src.noise import sgd_second_moment as sgd_second_moment
+from ._src.noise import sgd_stationary_variance as sgd_stationary_variance
+from ._src.noise import sme_second_moment as sme_second_moment
+from ._src.noise import sme_stationary_variance as sme_stationary_variance
+from ._src.noise import sqrt_scaling_rule as sqrt_scaling_rule
+from ._src.sde import Paths as Paths
+from ._src.sde import SdePaths as SdePaths
+from ._src.sde import noisy_paths as noisy_paths
+from ._src.sde import stochastic_modified_equation as stochastic_modified_equation
 from ._src.stability import numerical_stability_limit as numerical_stability_limit
 from ._src.stability import sharpness as sharpness
 from ._src.stability import sharpness_along as sharpness_along
@@ -52,10 +70,12 @@ from ._src.trajectory import continuous_trajectory as continuous_trajectory
 from ._src.trajectory import discrete_trajectory as discrete_trajectory
 
 __all__ = [
+    "AdamHyperparams",
     "Clock",
     "Dynamics",
     "Gap",
     "GradientFlow",
+    "GradientNoise",
     "HeavyBallFlow",
     "HessianDampedFlow",
     "HeunState",
@@ -65,35 +85,51 @@ __all__ = [
     "NagCState",
     "Optimizer",
     "OrderStudy",
+    "Paths",
     "Scheme",
+    "SdePaths",
     "SgdState",
     "SuBoydCandesFlow",
     "Trajectory",
     "continuous_trajectory",
+    "critical_batch_size",
     "discrete_trajectory",
     "empirical_order",
     "get_hyperparams",
+    "gradient_covariance",
+    "gradient_noise",
     "hessian_vector_product",
     "heun",
     "high_resolution_flow",
+    "linear_scaling_rule",
     "modified_equation",
     "momentum",
+    "momentum_stationary_variance",
     "momentum_to_ode",
     "nag_c",
     "nag_c_position",
     "nesterov",
+    "noise_scale",
+    "noisy_paths",
     "numerical_stability_limit",
     "objective",
     "ode_to_momentum",
     "order_study",
+    "per_example_gradients",
     "retune_hold_effective_rate",
     "retune_hold_friction",
     "set_hyperparams",
     "sgd",
+    "sgd_second_moment",
+    "sgd_stationary_variance",
     "sharpness",
     "sharpness_along",
+    "sme_second_moment",
+    "sme_stationary_variance",
     "spectral_radius",
+    "sqrt_scaling_rule",
     "stability_limit",
     "step_matrix",
+    "stochastic_modified_equation",
     "trajectory_gap",
 ]

@@ -32,3 +32,11 @@ HESSIAN_FINITE_DIFFERENCE = dict(rtol=1e-5, atol=1e-7)
 POWER_ITERATION = dict(rtol=1e-6, atol=0.0)
 # Stability limits found by bisection to 1e-7 on a float64 spectral radius.
 STABILITY_BISECTION = dict(rtol=0.0, atol=1e-5)
+
+# dynopt: stochastic view
+# Closed forms vs an independent float64 computation of the same quantity
+# (recursions, scipy ODE/Lyapunov solvers at tight tolerances).
+CLOSED_FORM = dict(rtol=1e-9, atol=1e-12)
+# A root or optimum found by scipy's bounded scalar minimiser and brentq
+# (xatol 1e-12, xtol 1e-10) inside another root find.
+SCIPY_OPTIMIZE = dict(rtol=1e-6, atol=0.0)
