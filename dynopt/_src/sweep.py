@@ -110,7 +110,10 @@ def sweep(
 
     tx = optimizer_factory(**{k: float(v[0]) for k, v in values.items()})
     state0 = tx.init(params)
-    stored = get_hyperparams(state0)
+    try:
+        stored = get_hyperparams(state0)
+    except ValueError:  # e.g. a plain optax transform: nothing to sweep over
+        stored = {}
     missing = sorted(set(values) - set(stored))
     if missing:
         raise ValueError(
