@@ -127,7 +127,7 @@ def test_converges_to_its_flow_first_order(x64):
         tx = dynopt.adam(h, 1 - a_rate * h, 1 - b_rate * h, eps=1e-3)
         x, s = x0, tx.init(x0)
 
-        def body(c, _):
+        def body(c, _, tx=tx):
             x, s = c
             u, s = tx.update(jax.grad(loss)(x), s, x)
             return (optax.apply_updates(x, u), s), None
