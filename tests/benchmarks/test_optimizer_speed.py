@@ -23,7 +23,7 @@ def test_quick_run_writes_its_files(tmp_path):
         ("leaf", "update"),
         ("tree100", "update"),
         ("tree2000", "update"),
-        ("tree2000", "train"),
+        ("train", "train"),
     }
     for r in metrics["results"]:
         for c in r["contenders"].values():
