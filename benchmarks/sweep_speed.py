@@ -115,7 +115,7 @@ def main(argv=None) -> dict:
         "--steps", type=int, default=None, help="steps per run (default: 300; quick 5)"
     )
     p.add_argument(
-        "--rounds", type=int, default=None, help="timing rounds (default: 5; quick 1)"
+        "--rounds", type=int, default=None, help="timing rounds (default: 3; quick 1)"
     )
     p.add_argument("--beta", type=float, default=0.9, help="momentum (default: 0.9)")
     args = p.parse_args(argv)
@@ -123,7 +123,7 @@ def main(argv=None) -> dict:
     configs = args.configs or (4 if q else 64)
     naive_configs = min(configs, args.naive_configs or (2 if q else 8))
     steps = args.steps or (5 if q else 300)
-    rounds = args.rounds or (1 if q else 5)
+    rounds = args.rounds or (1 if q else 3)
     params, loss_fn = make_problem(jax.random.PRNGKey(args.seed), 256, 8, 32)
     lrs = np.geomspace(1e-3, 0.5, configs).astype(np.float32)
 

@@ -9,6 +9,13 @@ transform runs on it unchanged, one kernel per buffer. The model sees the usual
 pytree through :meth:`FlatParams.tree`, whose slices are views inside ``jit``
 and whose gradient is a single concatenation back into the buffer.
 
+Cost: on XLA:CPU every leaf read through the view is a slice at its own
+offset, and each such fused kernel is compiled separately (the leaves of a
+pytree share one kernel per shape), so compiling a train step that reads ``L``
+leaves through :meth:`FlatParams.tree` takes extra time growing with ``L``
+(about 0.1 s per leaf on a 2-core machine). The optimiser step itself, which
+only touches the buffers, compiles as fast as for one array.
+
 Typical step::
 
     flat = dynopt.flatten(params)
