@@ -196,12 +196,59 @@ def ratio_ci(base, other, rng, resamples: int = 2000, level: float = 0.95):
     return point, float(lo), float(hi)
 
 
-def _step_bytes(make, size: int, flat: bool) -> float:
+def _step_bytes(make, size: int, flat: bool, dtype=jnp.float32) -> float:
     tx = make()
-    p = [jnp.ones(size // 4, jnp.float32) for _ in range(4)]
+    p = [jnp.ones(size // 4, dtype) for _ in range(4)]
     if flat:
         p = dynopt.flatten(p)
     return Runner(_opt_step(tx), p, p, tx.init(p)).bytes
+
+
+def mixed_precision_table(n: int, names) -> dict:
+    """Bytes per bf16 parameter (flat storage): bf16 state, float32 state, and
+    float32 state with float32 master weights."""
+    out = {}
+    for opt in names:
+        ours = OPTIMIZERS[opt][0]
+        acc = ours if opt == "sgd" else lambda o=opt: ACCUMULATE_F32[o]()
+        variants = {
+            "bf16 state": ours,
+            "fp32 state": acc,
+            "fp32 state + master": lambda ours=ours: dynopt.master_weights(ours()),
+        }
+        out[opt] = {
+            k: (
+                _step_bytes(make, 2 * n, False, jnp.bfloat16)
+                - _step_bytes(make, n, False, jnp.bfloat16)
+            )
+            / n
+            for k, make in variants.items()
+        }
+    return out
+
+
+ACCUMULATE_F32 = {
+    "momentum": lambda: dynopt.momentum(0.01, 0.9, accumulator_dtype=jnp.float32),
+    "nesterov": lambda: dynopt.nesterov(0.01, 0.9, accumulator_dtype=jnp.float32),
+    "adam": lambda: dynopt.adam(1e-3, accumulator_dtype=jnp.float32),
+}
+
+
+def print_bytes_tables(bpp: dict, mixed: dict) -> None:
+    _common.print_table(
+        ["optimizer", "optax", "dynopt", "dynopt_flat", "floor"],
+        [
+            [o, row["optax"], row["dynopt"], row["dynopt_flat"], FLOOR[o]]
+            for o, row in bpp.items()
+        ],
+        title="Bytes per float32 parameter of one donated step (XLA cost analysis)",
+    )
+    cols = ["bf16 state", "fp32 state", "fp32 state + master"]
+    _common.print_table(
+        ["optimizer (bf16 params)", *cols],
+        [[o, *(row[c] for c in cols)] for o, row in mixed.items()],
+        title="Bytes per bf16 parameter (XLA cost analysis)",
+    )
 
 
 def bytes_per_param_table(n: int, names) -> dict:
@@ -288,8 +335,23 @@ def main(argv=None) -> dict:
         "compiling the flat train step takes about 0.1 s per leaf on XLA:CPU "
         "(default: 400; quick 20)",
     )
+    p.add_argument(
+        "--bytes-only",
+        action="store_true",
+        help="only the cost-analysis tables, no timing (default: off)",
+    )
     args = p.parse_args(argv)
     args.train_leaves = args.train_leaves or (20 if args.quick else 400)
+    if args.bytes_only:
+        names = ["momentum"] if args.quick else list(OPTIMIZERS)
+        n = 1 << (12 if args.quick else 16)
+        bpp = bytes_per_param_table(n, names)
+        mixed = mixed_precision_table(n, names)
+        metrics = {"bytes_per_param": bpp, "mixed_precision_bytes_per_param": mixed}
+        out = _common.write_outputs(args.out, args, metrics)
+        print_bytes_tables(bpp, mixed)
+        print(f"\nwrote {out}")
+        return metrics
     rounds = args.rounds or (3 if args.quick else 9)
     sample_s = (args.sample_ms or (2.0 if args.quick else 20.0)) / 1000
     opts = [o.strip() for o in args.optimizers.split(",") if o.strip()]
@@ -338,9 +400,10 @@ def main(argv=None) -> dict:
         del runners
     bar.close()
 
-    bpp = bytes_per_param_table(
-        1 << (12 if args.quick else 16), opts if args.quick else list(OPTIMIZERS)
-    )
+    n_bytes = 1 << (12 if args.quick else 16)
+    names = opts if args.quick else list(OPTIMIZERS)
+    bpp = bytes_per_param_table(n_bytes, names)
+    mixed = mixed_precision_table(n_bytes, names)
     gpu = None
     if jax.default_backend() == "gpu":
         gpu = gpu_floor(args.gpu_log2, rounds, rng)
@@ -348,19 +411,13 @@ def main(argv=None) -> dict:
     metrics = {
         "results": results,
         "bytes_per_param": bpp,
+        "mixed_precision_bytes_per_param": mixed,
         "gpu_floor": gpu,
         "backend": jax.default_backend(),
     }
     out = _common.write_outputs(args.out, args, metrics)
 
-    _common.print_table(
-        ["optimizer", "optax", "dynopt", "dynopt_flat", "floor"],
-        [
-            [o, row["optax"], row["dynopt"], row["dynopt_flat"], FLOOR[o]]
-            for o, row in bpp.items()
-        ],
-        title="Bytes per float32 parameter of one donated step (XLA cost analysis)",
-    )
+    print_bytes_tables(bpp, mixed)
     rows = []
     for r in results:
         for name in CONTENDERS:

@@ -42,3 +42,13 @@ def test_ratio_interval_contains_the_ratio_of_medians():
         base, np.array([1.0, 1.5, 0.9, 1.1, 1.2]), rng
     )
     assert lo <= point <= hi and point == 2.0 / 1.1
+
+
+def test_bytes_only_tables(tmp_path):
+    metrics = optimizer_speed.main(["--quick", "--bytes-only", "--out", str(tmp_path)])
+    row = metrics["bytes_per_param"]["momentum"]
+    assert row["dynopt"] <= row["optax"] and row["dynopt_flat"] <= row["optax"]
+    mixed = metrics["mixed_precision_bytes_per_param"]["momentum"]
+    # bf16 p, g (2 B each); a float32 buffer costs more, a master copy more still
+    assert mixed["bf16 state"] < mixed["fp32 state"] < mixed["fp32 state + master"]
+    assert (tmp_path / "metrics.json").exists()
