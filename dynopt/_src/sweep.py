@@ -9,6 +9,7 @@ configuration.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -51,7 +52,9 @@ def sweep(
     called once with the first configuration as Python floats, which puts every
     swept hyperparameter into the state; :func:`dynopt.set_hyperparams` then
     replaces them by the batch under ``jax.vmap``, so the whole sweep is one
-    trace and one compiled call.
+    trace and one compiled call. The compiled sweep is cached on
+    ``(optimizer_factory, loss_fn, num_steps, first configuration)``, so a
+    repeated sweep of the same problem with new values does not recompile.
 
     Args:
       optimizer_factory: e.g. ``dynopt.momentum`` or
@@ -108,7 +111,8 @@ def sweep(
             f"{fn}: hyperparameter arrays must have equal lengths, got {lengths}"
         )
 
-    tx = optimizer_factory(**{k: float(v[0]) for k, v in values.items()})
+    first = tuple(sorted((k, float(v[0])) for k, v in values.items()))
+    tx, run = _compiled_sweep(optimizer_factory, loss_fn, num_steps, first)
     state0 = tx.init(params)
     try:
         stored = get_hyperparams(state0)
@@ -123,23 +127,29 @@ def sweep(
     batched = {
         k: jnp.asarray(v, dtype=jnp.asarray(stored[k]).dtype) for k, v in values.items()
     }
+    final, losses = run(params, state0, batches, batched)
+    return SweepResult(params=final, losses=losses, hyperparams=batched)
 
-    def value_and_grad(p, batch):
-        if batches is None:
-            return jax.value_and_grad(loss_fn)(p)
-        return jax.value_and_grad(loss_fn)(p, batch)
 
-    def run(hp):
+@functools.lru_cache(maxsize=16)
+def _compiled_sweep(optimizer_factory, loss_fn, num_steps, first):
+    """The optimiser and the jitted, vmapped run, cached so repeated sweeps of
+    the same problem reuse one compilation."""
+    tx = optimizer_factory(**dict(first))
+
+    def run(params, state0, batches, hp):
         state = set_hyperparams(state0, **hp)
 
         def body(carry, batch):
             p, s = carry
-            loss, g = value_and_grad(p, batch)
+            if batches is None:
+                loss, g = jax.value_and_grad(loss_fn)(p)
+            else:
+                loss, g = jax.value_and_grad(loss_fn)(p, batch)
             u, s = tx.update(g, s, p)
             return (optax.apply_updates(p, u), s), loss
 
         (p, _), losses = jax.lax.scan(body, (params, state), batches, length=num_steps)
         return p, losses
 
-    final, losses = jax.jit(jax.vmap(run))(batched)
-    return SweepResult(params=final, losses=losses, hyperparams=batched)
+    return tx, jax.jit(jax.vmap(run, in_axes=(None, None, None, 0)))

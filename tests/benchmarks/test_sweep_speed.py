@@ -13,5 +13,5 @@ def test_quick_run_writes_its_files(tmp_path):
     assert set(saved["results"]) == {"sweep", "separate_reused", "separate_naive"}
     assert saved["results"]["sweep"]["slowdown_vs_sweep"] == 1.0
     # the batched sweep computes what the separate runs compute (float32)
-    assert metrics["max_abs_diff_final_loss_sweep_vs_separate"] < 1e-5
+    assert metrics["max_rel_diff_final_loss_sweep_vs_separate"] < 1e-4
     assert len(metrics["final_loss"]) == metrics["configs"] == 4

@@ -134,3 +134,17 @@ def test_errors():
             learning_rate=lr,
             b1=lr,
         )
+
+
+def test_repeated_sweep_reuses_the_compilation():
+    traces = []
+
+    def loss(x):
+        traces.append(1)
+        return jnp.sum(x**2)
+
+    first = dynopt.sweep(dynopt.sgd, loss, jnp.ones(2), 5, learning_rate=[0.1, 0.2])
+    again = dynopt.sweep(dynopt.sgd, loss, jnp.ones(2), 5, learning_rate=[0.1, 0.3])
+    assert len(traces) == 1
+    np.testing.assert_allclose(first.params[0], again.params[0])
+    assert not np.allclose(first.params[1], again.params[1])
