@@ -11,6 +11,9 @@ from ._src.accelerated import NagCState as NagCState
 from ._src.accelerated import heun as heun
 from ._src.accelerated import nag_c as nag_c
 from ._src.accelerated import nag_c_position as nag_c_position
+from ._src.adam import AdamFlow as AdamFlow
+from ._src.adam import AdamState as AdamState
+from ._src.adam import adam as adam
 from ._src.alias import MomentumState as MomentumState
 from ._src.alias import SgdState as SgdState
 from ._src.alias import momentum as momentum
@@ -28,6 +31,10 @@ from ._src.compare import empirical_order as empirical_order
 from ._src.compare import modified_equation as modified_equation
 from ._src.compare import order_study as order_study
 from ._src.compare import trajectory_gap as trajectory_gap
+from ._src.flat import FlatLayout as FlatLayout
+from ._src.flat import FlatParams as FlatParams
+from ._src.flat import flat_optimizer as flat_optimizer
+from ._src.flat import flatten as flatten
 from ._src.flows import GradientFlow as GradientFlow
 from ._src.flows import HeavyBallFlow as HeavyBallFlow
 from ._src.flows import HessianDampedFlow as HessianDampedFlow
@@ -41,6 +48,8 @@ from ._src.maps import momentum_to_ode as momentum_to_ode
 from ._src.maps import ode_to_momentum as ode_to_momentum
 from ._src.maps import retune_hold_effective_rate as retune_hold_effective_rate
 from ._src.maps import retune_hold_friction as retune_hold_friction
+from ._src.mixed import MasterWeightsState as MasterWeightsState
+from ._src.mixed import master_weights as master_weights
 from ._src.noise import AdamHyperparams as AdamHyperparams
 from ._src.noise import GradientNoise as GradientNoise
 from ._src.noise import critical_batch_size as critical_batch_size
@@ -65,14 +74,20 @@ from ._src.stability import sharpness_along as sharpness_along
 from ._src.stability import spectral_radius as spectral_radius
 from ._src.stability import stability_limit as stability_limit
 from ._src.stability import step_matrix as step_matrix
+from ._src.sweep import SweepResult as SweepResult
+from ._src.sweep import sweep as sweep
 from ._src.trajectory import Trajectory as Trajectory
 from ._src.trajectory import continuous_trajectory as continuous_trajectory
 from ._src.trajectory import discrete_trajectory as discrete_trajectory
 
 __all__ = [
+    "AdamFlow",
     "AdamHyperparams",
+    "AdamState",
     "Clock",
     "Dynamics",
+    "FlatLayout",
+    "FlatParams",
     "Gap",
     "GradientFlow",
     "GradientNoise",
@@ -80,6 +95,7 @@ __all__ = [
     "HessianDampedFlow",
     "HeunState",
     "HighResolutionFlow",
+    "MasterWeightsState",
     "ModifiedGradientFlow",
     "MomentumState",
     "NagCState",
@@ -90,11 +106,15 @@ __all__ = [
     "SdePaths",
     "SgdState",
     "SuBoydCandesFlow",
+    "SweepResult",
     "Trajectory",
+    "adam",
     "continuous_trajectory",
     "critical_batch_size",
     "discrete_trajectory",
     "empirical_order",
+    "flat_optimizer",
+    "flatten",
     "get_hyperparams",
     "gradient_covariance",
     "gradient_noise",
@@ -102,6 +122,7 @@ __all__ = [
     "heun",
     "high_resolution_flow",
     "linear_scaling_rule",
+    "master_weights",
     "modified_equation",
     "momentum",
     "momentum_stationary_variance",
@@ -131,5 +152,6 @@ __all__ = [
     "stability_limit",
     "step_matrix",
     "stochastic_modified_equation",
+    "sweep",
     "trajectory_gap",
 ]
