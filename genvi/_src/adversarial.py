@@ -81,6 +81,10 @@ class AdversarialState(NamedTuple):
         does not recompile; under ``vmap`` each run may have its own).
       key: the PRNG key of the next cycle.
       step: the number of cycles done (int32).
+      data: the pytree given to ``init(key, data)`` and passed on as
+        ``data_sampler(key, n, data)`` (``None``: ``data_sampler(key, n)``);
+        e.g. a dataset kept on device, or a mixture's parameters, so that one
+        compiled step can train on several datasets under ``vmap``.
     """
 
     params: dict
@@ -89,13 +93,14 @@ class AdversarialState(NamedTuple):
     hyper: dict
     key: jax.Array
     step: jax.Array
+    data: Any = None
 
 
 class Adversarial(NamedTuple):
     """The pure functions of a multi-player trainer.
 
     Attributes:
-      init: ``key -> AdversarialState``.
+      init: ``(key, data=None) -> AdversarialState``.
       step: ``state -> (state, metrics)``, one cycle of ``n_d`` discriminator
         and ``n_g`` generator-side updates; metrics are batch means.
       sample: ``(state, key, n, ema=False) -> samples`` of shape
@@ -160,6 +165,13 @@ class _Net:
         return nnx.merge(self.graph, params)(x)
 
 
+def draw(data_sampler, key, n, data):
+    """Real data: ``data_sampler(key, n)``, or ``(key, n, data)`` with state data."""
+    if data is None:
+        return data_sampler(key, n)
+    return data_sampler(key, n, data)
+
+
 def _check_int(fn: str, name: str, value, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{fn}: `{name}` must be an int, got {value!r}")
@@ -210,12 +222,12 @@ def _engine(
 ) -> Adversarial:
     """Builds init / step / sample around two losses.
 
-    ``d_loss(disc_params, gen_params, key, hyper)`` and
-    ``g_loss(gen_params, gen_old, disc_params, key, hyper)`` return LossOut.
+    ``d_loss(disc_params, gen_params, key, hyper, data)`` and
+    ``g_loss(gen_params, gen_old, disc_params, key, hyper, data)`` return LossOut.
     """
     names = sorted(gen_nets)
 
-    def init(key):
+    def init(key, data=None):
         keys = jax.random.split(key, len(names) + 2)
         gen = {n: gen_nets[n].init(k) for n, k in zip(names, keys)}
         disc = disc_net.init(keys[-2])
@@ -230,6 +242,7 @@ def _engine(
             hyper={k: jnp.asarray(v, dtype) for k, v in hyper.items()},
             key=keys[-1],
             step=jnp.zeros((), jnp.int32),
+            data=data,
         )
 
     def step(state):
@@ -239,7 +252,8 @@ def _engine(
         def d_body(carry, k):
             disc, opt_state = carry
             (_, aux), grads = jax.value_and_grad(
-                lambda p: tuple(d_loss(p, gen, k, state.hyper)), has_aux=True
+                lambda p: tuple(d_loss(p, gen, k, state.hyper, state.data)),
+                has_aux=True,
             )(disc)
             updates, opt_state = d_optimizer.update(grads, opt_state, disc)
             return (optax.apply_updates(disc, updates), opt_state), aux
@@ -256,7 +270,8 @@ def _engine(
         def g_body(carry, k):
             g, opt_state, ema = carry
             (_, aux), grads = jax.value_and_grad(
-                lambda p: tuple(g_loss(p, gen_old, disc, k, state.hyper)), has_aux=True
+                lambda p: tuple(g_loss(p, gen_old, disc, k, state.hyper, state.data)),
+                has_aux=True,
             )(g)
             updates, opt_state = g_optimizer.update(grads, opt_state, g)
             g = optax.apply_updates(g, updates)
@@ -277,6 +292,7 @@ def _engine(
             hyper=state.hyper,
             key=key,
             step=state.step + 1,
+            data=state.data,
         )
         return new, metrics
 
@@ -289,7 +305,7 @@ def _engine(
 def gan_trainer(
     make_generator: Callable[[nnx.Rngs], nnx.Module],
     make_discriminator: Callable[[nnx.Rngs], nnx.Module],
-    data_sampler: Callable[[jax.Array, int], jax.Array],
+    data_sampler: Callable[..., jax.Array],
     *,
     latent_dim: int,
     batch_size: int,
@@ -319,7 +335,8 @@ def gan_trainer(
         samples (B, *event_shape).
       make_discriminator: ``rngs -> module`` mapping packed inputs
         (B, pack_size * prod(event_shape)) to logits (B, 1) or (B,).
-      data_sampler: ``(key, n) -> (n, *event_shape)`` real data (pure JAX).
+      data_sampler: ``(key, n) -> (n, *event_shape)`` real data (pure JAX), or
+        ``(key, n, data)`` when ``init`` is given ``data`` (see the state).
       latent_dim: noise dimension (standard normal noise).
       batch_size: discriminator inputs per update (each packs ``pack_size``
         samples, so ``batch_size * pack_size`` samples are drawn).
@@ -367,9 +384,9 @@ def gan_trainer(
     def noise(key, count):
         return jax.random.normal(key, (count, latent_dim))
 
-    def d_loss(disc, gen, key, hyper):
+    def d_loss(disc, gen, key, hyper, data):
         k_x, k_z = jax.random.split(key)
-        real = pack(data_sampler(k_x, n), pack_size)
+        real = pack(draw(data_sampler, k_x, n, data), pack_size)
         fake = pack(generator(gen["generator"], noise(k_z, n)), pack_size)
         out = gan_discriminator_loss(
             discriminator(disc, real), discriminator(disc, fake)
@@ -384,7 +401,7 @@ def gan_trainer(
         aux["loss"] = loss
         return LossOut(loss, aux)
 
-    def g_loss(gen, gen_old, disc, key, hyper):
+    def g_loss(gen, gen_old, disc, key, hyper, data):
         z = noise(key, n)
         fake = generator(gen["generator"], z)
         fake_old = generator(gen_old["generator"], z)
@@ -421,7 +438,7 @@ def aae_trainer(
     make_encoder: Callable[[nnx.Rngs], nnx.Module],
     make_decoder: Callable[[nnx.Rngs], nnx.Module],
     make_discriminator: Callable[[nnx.Rngs], nnx.Module],
-    data_sampler: Callable[[jax.Array, int], jax.Array],
+    data_sampler: Callable[..., jax.Array],
     *,
     latent_dim: int,
     batch_size: int,
@@ -446,7 +463,7 @@ def aae_trainer(
       make_encoder: ``rngs -> module``, (B, *event_shape) -> (B, latent_dim).
       make_decoder: ``rngs -> module``, (B, latent_dim) -> (B, *event_shape).
       make_discriminator: ``rngs -> module``, (B, latent_dim) -> logits.
-      data_sampler: ``(key, n) -> (n, *event_shape)``.
+      data_sampler: ``(key, n[, data]) -> (n, *event_shape)``.
       latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay:
         as in :func:`gan_trainer` (``g_optimizer`` trains encoder + decoder).
       reconstruction_weight: :math:`w = 1/(2\sigma^2)` of the reconstruction.
@@ -479,17 +496,17 @@ def aae_trainer(
     decoder = _Net(fn, "make_decoder", make_decoder)
     discriminator = _Net(fn, "make_discriminator", make_discriminator)
 
-    def d_loss(disc, gen, key, hyper):
+    def d_loss(disc, gen, key, hyper, data):
         k_x, k_z = jax.random.split(key)
-        codes = encoder(gen["encoder"], data_sampler(k_x, batch_size))
+        codes = encoder(gen["encoder"], draw(data_sampler, k_x, batch_size, data))
         prior = jax.random.normal(k_z, codes.shape, codes.dtype)
         out = aae_discriminator_loss(
             discriminator(disc, prior), discriminator(disc, codes)
         )
         return LossOut(out.loss, {**out.aux, "loss": out.loss})
 
-    def g_loss(gen, gen_old, disc, key, hyper):
-        x = data_sampler(key, batch_size)
+    def g_loss(gen, gen_old, disc, key, hyper, data):
+        x = draw(data_sampler, key, batch_size, data)
         codes = encoder(gen["encoder"], x)
         out = aae_autoencoder_loss(
             x,
@@ -527,7 +544,7 @@ def ali_trainer(
     make_generator: Callable[[nnx.Rngs], nnx.Module],
     make_encoder: Callable[[nnx.Rngs], nnx.Module],
     make_discriminator: Callable[[nnx.Rngs], nnx.Module],
-    data_sampler: Callable[[jax.Array, int], jax.Array],
+    data_sampler: Callable[..., jax.Array],
     *,
     latent_dim: int,
     batch_size: int,
@@ -550,7 +567,7 @@ def ali_trainer(
       make_encoder: ``rngs -> module``, (B, *event_shape) -> (B, latent_dim).
       make_discriminator: ``rngs -> module``, (B, prod(event) + latent_dim) ->
         logits.
-      data_sampler: ``(key, n) -> (n, *event_shape)``.
+      data_sampler: ``(key, n[, data]) -> (n, *event_shape)``.
       variant: ``"derived"`` or ``"minimax"``.
       latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay:
         as in :func:`gan_trainer` (``g_optimizer`` trains generator + encoder).
@@ -589,19 +606,19 @@ def ali_trainer(
         xz = jnp.concatenate([jnp.reshape(x, (x.shape[0], -1)), z], axis=1)
         return discriminator(disc, xz)
 
-    def logits(disc, gen, key):
+    def logits(disc, gen, key, data):
         k_x, k_z = jax.random.split(key)
-        x = data_sampler(k_x, batch_size)
+        x = draw(data_sampler, k_x, batch_size, data)
         z = jax.random.normal(k_z, (batch_size, latent_dim), x.dtype)
         enc = pairs(disc, x, encoder(gen["encoder"], x))
         return enc, pairs(disc, generator(gen["generator"], z), z)
 
-    def d_loss(disc, gen, key, hyper):
-        out = ali_discriminator_loss(*logits(disc, gen, key))
+    def d_loss(disc, gen, key, hyper, data):
+        out = ali_discriminator_loss(*logits(disc, gen, key, data))
         return LossOut(out.loss, {**out.aux, "loss": out.loss})
 
-    def g_loss(gen, gen_old, disc, key, hyper):
-        out = ali_generator_loss(*logits(disc, gen, key), variant=variant)
+    def g_loss(gen, gen_old, disc, key, hyper, data):
+        out = ali_generator_loss(*logits(disc, gen, key, data), variant=variant)
         return LossOut(out.loss, {**out.aux, "loss": out.loss})
 
     def sampler(gen, key, count):
