@@ -39,6 +39,7 @@ from .base import (
     check_interval,
     check_learning_rate,
     check_nonnegative,
+    concrete_value,
 )
 from .flows import GradientFlow, HeavyBallFlow, HessianDampedFlow
 from .maps import momentum_to_ode
@@ -127,7 +128,7 @@ def _preprocess(updates, params, maximize, weight_decay, fn):
     """PyTorch order: negate for ``maximize``, then add coupled weight decay."""
     if maximize:
         updates = tree_map(jnp.negative, updates)
-    if not (isinstance(weight_decay, int | float) and weight_decay == 0):
+    if concrete_value(weight_decay) != 0:
         if params is None:
             raise ValueError(f"{fn}: `weight_decay` needs `params` in update()")
         updates = tree_map(
@@ -279,8 +280,8 @@ def momentum(
     Example:
       >>> import dynopt
       >>> opt = dynopt.momentum(0.1, 0.9)
-      >>> opt.dynamics.flow()
-      HeavyBallFlow(friction=Array(0.32444..., dtype=float32), ...)
+      >>> type(opt.dynamics.flow()).__name__, float(opt.dynamics.flow().friction)
+      ('HeavyBallFlow', 0.32444...)
 
     References:
       B. Polyak, *Some methods of speeding up the convergence of iteration
@@ -386,7 +387,8 @@ def _momentum_family(
     check_choice(fn, "hessian", hessian, ("hvp", "finite_difference"))
     if not isinstance(nesterov, bool):
         raise TypeError(f"{fn}: `nesterov` must be a bool, got {nesterov!r}")
-    nonzero_d = not (isinstance(dampening, int | float) and dampening == 0)
+    d_value = concrete_value(dampening)  # None when traced: cannot be checked
+    nonzero_d = d_value is not None and d_value != 0
     if nesterov and nonzero_d:
         raise ValueError(
             f"{fn}: `dampening` must be 0 with Nesterov momentum "

@@ -130,7 +130,7 @@ def _is_concrete_number(x) -> bool:
     return isinstance(x, int | float | np.number) and not isinstance(x, bool)
 
 
-def _concrete_value(x):
+def concrete_value(x):
     """A Python float for concrete scalars (numbers or non-traced arrays), else None."""
     if _is_concrete_number(x):
         return float(x)
@@ -158,7 +158,7 @@ def check_learning_rate(fn: str, learning_rate) -> None:
             f"schedule, got {learning_rate!r}"
         )
     check_scalar_shape(fn, "learning_rate", learning_rate)
-    value = _concrete_value(learning_rate)
+    value = concrete_value(learning_rate)
     if value is not None and not (math.isfinite(value) and value >= 0):
         raise ValueError(
             f"{fn}: `learning_rate` must be finite and >= 0, got {learning_rate!r}"
@@ -176,7 +176,7 @@ def check_interval(
     ):
         raise TypeError(f"{fn}: `{name}` must be a number, got {value!r}")
     check_scalar_shape(fn, name, value)
-    v = _concrete_value(value)
+    v = concrete_value(value)
     if v is None:
         return
     ok = math.isfinite(v) and low <= v and (v < high if high_open else v <= high)

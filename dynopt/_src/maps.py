@@ -97,7 +97,7 @@ def retune_hold_friction(learning_rate, beta, new_learning_rate):
     Example:
       >>> b = retune_hold_friction(0.1, 0.9, 0.4)
       >>> round(float(b), 4)
-      0.8114
+      0.8051
     """
     _check_lr_beta("retune_hold_friction", learning_rate, beta)
     check_learning_rate("retune_hold_friction", new_learning_rate)
