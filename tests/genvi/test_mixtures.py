@@ -35,16 +35,12 @@ def test_perfect_sampler(name):
     out = genvi.mode_metrics(samples, mix)
     assert int(out["modes"]) == len(mix.means)
     se = math.sqrt(P_HIGH_QUALITY * (1 - P_HIGH_QUALITY) / 2500)
-    assert (
-        abs(float(out["high_quality"]) - P_HIGH_QUALITY) < tol.MC_SIGMAS * se
-    )
+    assert abs(float(out["high_quality"]) - P_HIGH_QUALITY) < tol.MC_SIGMAS * se
     # Many samples: the high-quality fraction is 1 - exp(-4.5) = 0.98889.
     n = 200_000
     big = genvi.mode_metrics(genvi.sample_mixture(jax.random.PRNGKey(1), mix, n), mix)
     se = math.sqrt(P_HIGH_QUALITY * (1 - P_HIGH_QUALITY) / n)
-    assert (
-        abs(float(big["high_quality"]) - P_HIGH_QUALITY) < tol.MC_SIGMAS * se
-    )
+    assert abs(float(big["high_quality"]) - P_HIGH_QUALITY) < tol.MC_SIGMAS * se
     # A multinomial histogram's KL to uniform is about (K - 1) / (2 n_hq).
     k = len(mix.means)
     assert float(big["reverse_kl"]) < 5 * (k - 1) / (2 * n)
