@@ -10,6 +10,7 @@ import time
 # The headline set, in the order they run. Each module has main(argv) -> dict.
 HEADLINE = [
     "benchmarks.conventions",
+    "benchmarks.vae_digits",
 ]
 
 

@@ -1,0 +1,540 @@
+r"""A generic jit-compiled training loop over any state pytree.
+
+The loop knows nothing about models or losses. A training run is a pure step
+
+.. math::
+    s_{k+1}, m_k = \mathrm{step}(s_k) \quad (\text{or } \mathrm{step}(s_k, D)),
+
+where the state ``s`` is any pytree (parameters, optimiser states, a PRNG key, a
+step counter, several players of a game...), ``m_k`` a dict of scalar metrics and
+``D`` an optional dataset kept on device. :func:`train` compiles
+``steps_per_call`` steps into one ``jax.lax.scan``, calls it until ``num_steps``
+steps are done, stacks the metrics into a history, handles non-finite steps,
+writes checkpoints and, given a mesh, runs data-parallel.
+
+For the common case of one ``flax.nnx`` model (or a tuple of models) trained
+with one optax/dynopt optimiser on one loss, :func:`init_train_state` and
+:func:`gradient_step` build the state and the step::
+
+    graphdef, state = genvi.init_train_state((encoder, decoder), optax.adam(1e-3),
+                                             jax.random.key(0))
+    def loss_fn(models, key, data):
+        encoder, decoder = models
+        x = genvi.sample_batch(key, data, 128)
+        return genvi.vae_loss(key, x, encoder, decoder, likelihood="bernoulli")
+    step = genvi.gradient_step(loss_fn, optax.adam(1e-3), graphdef)
+    state, history = genvi.train(step, state, data=x_train, num_steps=2000)
+    encoder, decoder = genvi.merge_model(graphdef, state)
+
+A game with several players (GAN, AAE, ALI) writes its own step, e.g. a state
+``(params_d, params_g, opt_d, opt_g, key)`` and a step that updates both players;
+the loop treats it the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
+
+from .checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
+from .core import LossOut
+
+_NAN_POLICIES = ("skip", "stop", "raise")
+_RESERVED = ("step", "skipped")
+
+
+class NonFiniteWarning(RuntimeWarning):
+    """Training stopped at a step whose metrics or new state were not finite."""
+
+
+class TrainState(NamedTuple):
+    """The state of :func:`gradient_step`: model(s) and one optimiser.
+
+    The model's graph definition (its Python structure) is static and kept out of
+    the state; ``nnx.merge(graphdef, state.params, state.rest)`` (or
+    :func:`merge_model`) rebuilds the model.
+
+    Attributes:
+      params: the ``nnx.Param`` variables of the model, an ``nnx.State``.
+      opt_state: the optimiser state for ``params``.
+      key: the PRNG key, split once per step (so a resumed run draws the same
+        numbers as an uninterrupted one).
+      step: int32 count of the steps taken.
+      rest: the model's other variables (batch statistics, RNG counts...).
+    """
+
+    params: Any
+    opt_state: Any
+    key: jax.Array
+    step: jax.Array
+    rest: Any
+
+
+def init_train_state(model, optimizer: optax.GradientTransformation, key):
+    """Splits an ``nnx`` model into a static graph and a :class:`TrainState`.
+
+    Args:
+      model: an ``nnx.Module`` or a tuple/list/dict of modules.
+      optimizer: any optax (or dynopt) gradient transformation.
+      key: a PRNG key (``jax.random.key`` or ``jax.random.PRNGKey``) or an int
+        seed.
+
+    Returns:
+      ``(graphdef, state)``; pass ``graphdef`` to :func:`gradient_step` and
+      :func:`merge_model`.
+
+    Raises:
+      TypeError: if ``optimizer`` has no ``init``/``update``.
+    """
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(
+            "init_train_state: `optimizer` must be an optax GradientTransformation, "
+            f"got {type(optimizer).__name__}"
+        )
+    if isinstance(key, int):
+        key = jax.random.key(key)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    state = TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        key=key,
+        step=jnp.asarray(0, jnp.int32),
+        rest=rest,
+    )
+    return graphdef, state
+
+
+def merge_model(graphdef, state: TrainState):
+    """The ``nnx`` model(s) of a :class:`TrainState` (a new object, not shared)."""
+    return nnx.merge(graphdef, state.params, state.rest)
+
+
+def gradient_step(
+    loss_fn: Callable, optimizer: optax.GradientTransformation, graphdef
+) -> Callable:
+    r"""One optimiser step on ``loss_fn`` for a :class:`TrainState`.
+
+    .. math::
+        g = \nabla_\theta L(\theta_k; \xi_k), \quad
+        (u, o_{k+1}) = \mathrm{opt.update}(g, o_k, \theta_k), \quad
+        \theta_{k+1} = \theta_k + u,
+
+    with a fresh key ``xi_k`` split from ``state.key`` each step.
+
+    Args:
+      loss_fn: ``loss_fn(model, key, data) -> LossOut | scalar``; ``model`` is
+        the merged ``nnx`` model (or tuple of models), ``data`` whatever was
+        passed to :func:`train` as ``data`` (``None`` without data). With a
+        :class:`LossOut`, ``aux`` entries join the metrics.
+      optimizer: the transformation used by :func:`init_train_state`.
+      graphdef: the graph definition returned by :func:`init_train_state`.
+
+    Returns:
+      ``step_fn(state, data=None) -> (state, metrics)`` with metrics ``loss``,
+      ``grad_norm`` and the ``aux`` terms.
+    """
+
+    def step_fn(state: TrainState, data=None):
+        key, sub = jax.random.split(state.key)
+
+        def objective(params):
+            model = nnx.merge(graphdef, params, state.rest)
+            out = loss_fn(model, sub, data)
+            # The loss may update non-Param variables (e.g. batch statistics).
+            _, _, rest = nnx.split(model, nnx.Param, ...)
+            if isinstance(out, LossOut):
+                return out.loss, (dict(out.aux), rest)
+            return out, ({}, rest)
+
+        (loss, (aux, rest)), grads = jax.value_and_grad(objective, has_aux=True)(
+            state.params
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
+        new = TrainState(params, opt_state, key, state.step + 1, rest)
+        return new, metrics
+
+    return step_fn
+
+
+def sample_batch(key, data, batch_size: int, *, data_axis: str = "data"):
+    r"""A minibatch of ``batch_size`` rows drawn uniformly with replacement.
+
+    Indices ``i_1..i_B ~ U{0..N-1}`` i.i.d. (the minibatch model of SGD
+    theory), gathered from every leaf of ``data`` along its first axis. Inside
+    :func:`train` with a mesh, the batch is then sharded over the mesh axis
+    ``data_axis`` so that each device computes on ``batch_size / n`` rows and
+    gradients are all-reduced by the compiler (data parallelism).
+
+    Args:
+      key: a PRNG key.
+      data: an array or a pytree of arrays sharing their first dimension N.
+      batch_size: rows per batch, a Python int >= 1.
+      data_axis: the mesh axis to shard the batch over (default ``"data"``).
+
+    Returns:
+      The batch, with the structure of ``data``.
+
+    >>> x, y = jnp.arange(10.0), jnp.arange(10)
+    >>> xb, yb = sample_batch(jax.random.key(0), (x, y), 4)
+    >>> xb.shape, bool(jnp.all(xb == yb))
+    ((4,), True)
+
+    Raises:
+      ValueError: if ``batch_size`` < 1, leaves differ in their first
+        dimension, or the batch does not divide over the mesh axis.
+    """
+    if not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise ValueError(
+            f"sample_batch: `batch_size` must be an int >= 1, got {batch_size!r}"
+        )
+    leaves = jax.tree_util.tree_leaves(data)
+    if not leaves:
+        raise ValueError("sample_batch: `data` holds no arrays")
+    sizes = {int(jnp.shape(x)[0]) if jnp.ndim(x) else 0 for x in leaves}
+    if len(sizes) != 1 or 0 in sizes:
+        raise ValueError(
+            "sample_batch: every leaf of `data` needs the same first dimension, got "
+            f"shapes {[tuple(jnp.shape(x)) for x in leaves]}"
+        )
+    (n,) = sizes
+    idx = jax.random.randint(key, (batch_size,), 0, n)
+    batch = jax.tree_util.tree_map(lambda x: jnp.take(x, idx, axis=0), data)
+    return jax.tree_util.tree_map(lambda x: shard_batch(x, data_axis=data_axis), batch)
+
+
+def shard_batch(x, *, data_axis: str = "data"):
+    """Shards ``x`` over the mesh axis ``data_axis`` of the active mesh, if any.
+
+    Outside a mesh (``jax.set_mesh``, which :func:`train` enters when given a
+    mesh) or when the mesh has no such axis, ``x`` is returned unchanged.
+
+    Raises:
+      ValueError: if the first dimension of ``x`` does not divide over the axis.
+    """
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or data_axis not in mesh.axis_names:
+        return x
+    n = mesh.shape[data_axis]
+    if jnp.shape(x)[0] % n:
+        raise ValueError(
+            f"shard_batch: the batch dimension {jnp.shape(x)[0]} must divide over "
+            f"the {n} devices of mesh axis {data_axis!r}"
+        )
+    spec = P(data_axis)
+    axis_type = dict(zip(mesh.axis_names, mesh.axis_types))[data_axis]
+    if axis_type == jax.sharding.AxisType.Explicit:
+        return jax.sharding.reshard(x, spec)
+    return jax.lax.with_sharding_constraint(x, spec)
+
+
+def _inexact(x) -> bool:
+    return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+
+
+def _finite_floats(tree) -> jax.Array:
+    leaves = [x for x in jax.tree_util.tree_leaves(tree) if _inexact(x)]
+    if not leaves:
+        return jnp.asarray(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_chunk(step_fn, nan_policy: str, with_data: bool, length: int):
+    """A jitted function running ``length`` steps (the first ``num_active`` count)."""
+
+    def call_step(state, data):
+        return step_fn(state, data) if with_data else step_fn(state)
+
+    def chunk(state, data, num_active):
+        def body(carry, i):
+            state, stopped = carry
+            new, metrics = call_step(state, data)
+            finite = _finite_floats(metrics) & _finite_floats(new)
+            active = (i < num_active) & ~stopped
+            take = active & finite
+
+            def select(n, o):
+                # Under "skip", integer leaves (PRNG keys, counters) still advance,
+                # so that the next step draws fresh numbers instead of repeating
+                # the step that failed.
+                if nan_policy == "skip" and not _inexact(n):
+                    return jnp.where(active, n, o)
+                return jnp.where(take, n, o)
+
+            state = jax.tree_util.tree_map(select, new, state)
+            if nan_policy == "skip":
+                recorded, skipped = active, active & ~finite
+            else:
+                stopped = stopped | (active & ~finite)
+                recorded, skipped = take, jnp.asarray(False)
+            return (state, stopped), (metrics, recorded, skipped)
+
+        (state, stopped), outs = jax.lax.scan(
+            body, (state, jnp.asarray(False)), jnp.arange(length)
+        )
+        return state, stopped, outs
+
+    return jax.jit(chunk)
+
+
+def _check_step(step_fn, state, data, with_data):
+    try:
+        out = jax.eval_shape(
+            (lambda s, d: step_fn(s, d)) if with_data else (lambda s, d: step_fn(s)),
+            state,
+            data,
+        )
+    except TypeError as e:
+        raise TypeError(f"train: calling `step_fn` failed: {e}") from e
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(
+            "train: `step_fn` must return a pair (state, metrics), got "
+            f"{type(out).__name__}"
+        )
+    new, metrics = out
+    spec_in = jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), state)
+    spec_out = jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), new)
+    if jax.tree_util.tree_structure(state) != jax.tree_util.tree_structure(
+        new
+    ) or jax.tree_util.tree_leaves(spec_in) != jax.tree_util.tree_leaves(spec_out):
+        raise TypeError(
+            "train: `step_fn` must return a state with the tree structure, shapes "
+            "and dtypes of its input; got input "
+            f"{jax.tree_util.tree_map(lambda x: f'{x.dtype}{list(x.shape)}', state)} "
+            "and output "
+            f"{jax.tree_util.tree_map(lambda x: f'{x.dtype}{list(x.shape)}', new)}"
+        )
+    if not isinstance(metrics, Mapping) or not all(isinstance(k, str) for k in metrics):
+        raise TypeError(
+            "train: `step_fn` must return metrics as a dict with str keys, got "
+            f"{type(metrics).__name__}"
+        )
+    for name in _RESERVED:
+        if name in metrics:
+            raise ValueError(
+                f"train: metric name {name!r} is reserved for the history; rename it"
+            )
+
+
+def train(
+    step_fn: Callable,
+    state,
+    *,
+    num_steps: int,
+    data=None,
+    steps_per_call: int = 100,
+    nan_policy: str = "stop",
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    keep_checkpoints: int | None = 3,
+    progress: bool = True,
+    mesh: jax.sharding.Mesh | None = None,
+    data_axis: str = "data",
+):
+    """Runs ``step_fn`` for ``num_steps`` steps, ``steps_per_call`` per jitted call.
+
+    Each call runs a ``jax.lax.scan`` over ``steps_per_call`` steps; a call that
+    needs fewer (the last one, or one ending at a checkpoint) runs the same
+    compiled scan with the extra steps masked out, so the whole run compiles
+    once and every step executes the same program (which makes resumed runs
+    bit-exact). A tqdm bar advances once per call, silent when stderr is not a
+    terminal.
+
+    Non-finite steps (a NaN or inf in the metrics or in a floating leaf of the
+    new state) are handled by ``nan_policy``:
+
+    - ``"skip"``: the step's floating leaves are discarded (its integer leaves,
+      e.g. the PRNG key and counters, advance so the next step differs; so do
+      integer step counts inside optimiser states), the step is recorded in
+      the history with ``skipped=True`` and its non-finite metrics.
+    - ``"stop"``: training stops with the state after the last finite step;
+      the history ends with that step, ``history["stopped_at"]`` holds the
+      number of the failed step and a :class:`NonFiniteWarning` is issued.
+    - ``"raise"``: as ``"stop"``, then raises ``FloatingPointError``.
+
+    Args:
+      step_fn: pure ``step_fn(state) -> (state, metrics)``, or
+        ``step_fn(state, data) -> (state, metrics)`` when ``data`` is given;
+        the new state must have the structure, shapes and dtypes of the old;
+        metrics is a dict of arrays (usually scalars).
+      state: any pytree of arrays.
+      num_steps: total number of steps of the run, counting steps restored
+        from a checkpoint.
+      data: optional pytree of arrays passed to every step as a jit argument
+        (not baked into the program), e.g. the training set for
+        :func:`sample_batch`. Not saved in checkpoints.
+      steps_per_call: steps per compiled call (default 100).
+      nan_policy: ``"skip"``, ``"stop"`` (default) or ``"raise"``.
+      checkpoint_dir: folder for checkpoints (default ``None``: none written).
+      checkpoint_every: save every this many steps (default ``None``: only at
+        the end); needs ``checkpoint_dir``. With a ``checkpoint_dir`` the final
+        state is saved too, unless training stopped at a non-finite step.
+      resume: continue from the latest checkpoint in ``checkpoint_dir`` if there
+        is one (``state`` then only gives the structure); default ``False``.
+      keep_checkpoints: newest checkpoints kept (default 3; ``None``: all).
+      progress: show a progress bar when stderr is a terminal (default True).
+      mesh: a ``jax.sharding.Mesh`` for data parallelism (default ``None``):
+        ``state`` and ``data`` are replicated over it, and batches drawn with
+        :func:`sample_batch` are sharded over ``data_axis``.
+      data_axis: the mesh axis of the batch (default ``"data"``).
+
+    Returns:
+      ``(state, history)``: the final state and a dict of numpy arrays with one
+      entry per recorded step: each metric, ``step`` (the step number, from 1)
+      and ``skipped``; plus ``stopped_at`` (0-d) if training stopped early.
+
+    Example (gradient descent on ``x^2 / 2``; the state is a plain array):
+
+    >>> def step(x):
+    ...     return 0.9 * x, {"loss": 0.5 * x**2}
+    >>> x, history = train(step, jnp.asarray(1.0), num_steps=3, progress=False)
+    >>> round(float(x), 3), history["step"].tolist()
+    (0.729, [1, 2, 3])
+
+    Raises:
+      ValueError: for a bad ``num_steps``, ``steps_per_call``, ``nan_policy``,
+        ``checkpoint_every``, a mesh without ``data_axis``, or ``resume``
+        without ``checkpoint_dir``.
+      TypeError: if ``step_fn`` does not map a state to a state of the same
+        structure and a dict of array metrics.
+      FloatingPointError: with ``nan_policy="raise"`` at a non-finite step.
+    """
+    if not isinstance(num_steps, int | np.integer) or num_steps < 0:
+        raise ValueError(f"train: `num_steps` must be an int >= 0, got {num_steps!r}")
+    if not isinstance(steps_per_call, int | np.integer) or steps_per_call < 1:
+        raise ValueError(
+            f"train: `steps_per_call` must be an int >= 1, got {steps_per_call!r}"
+        )
+    if nan_policy not in _NAN_POLICIES:
+        raise ValueError(
+            f"train: `nan_policy` must be one of {_NAN_POLICIES}, got {nan_policy!r}"
+        )
+    if checkpoint_every is not None:
+        if not isinstance(checkpoint_every, int | np.integer) or checkpoint_every < 1:
+            raise ValueError(
+                "train: `checkpoint_every` must be None or an int >= 1, got "
+                f"{checkpoint_every!r}"
+            )
+        if checkpoint_dir is None:
+            raise ValueError("train: `checkpoint_every` needs a `checkpoint_dir`")
+    if resume and checkpoint_dir is None:
+        raise ValueError("train: `resume=True` needs a `checkpoint_dir`")
+    if mesh is not None and data_axis not in mesh.axis_names:
+        raise ValueError(
+            f"train: `mesh` has no axis {data_axis!r} (`data_axis`); its axes are "
+            f"{mesh.axis_names}"
+        )
+    with_data = data is not None
+
+    state = jax.tree_util.tree_map(jnp.asarray, state)
+    start, history = 0, {}
+    if resume:
+        found = latest_checkpoint(checkpoint_dir)
+        if found is not None:
+            state, start, history = restore_checkpoint(found, state)
+            history = {k: [v] for k, v in history.items()}
+    if mesh is not None:
+        replicated = NamedSharding(mesh, P())
+        state = jax.device_put(state, replicated)
+        if with_data:
+            data = jax.device_put(data, replicated)
+    _check_step(step_fn, state, data, with_data)
+
+    try:
+        hash(step_fn)
+        build = _compiled_chunk
+    except TypeError:  # an unhashable callable: compile without the cache
+        build = _compiled_chunk.__wrapped__
+    chunk = build(step_fn, nan_policy, with_data, int(steps_per_call))
+    bar = tqdm(
+        total=num_steps,
+        initial=min(start, num_steps),
+        desc="train",
+        disable=(not progress) or not sys.stderr.isatty(),
+    )
+    step, stopped_at = start, None
+    saved = start if resume else None
+    context = jax.set_mesh(mesh) if mesh is not None else _null_context()
+    try:
+        with context:
+            while step < num_steps:
+                n = min(steps_per_call, num_steps - step)
+                if checkpoint_every is not None:
+                    n = min(n, checkpoint_every - step % checkpoint_every)
+                state, stopped, (metrics, recorded, skipped) = chunk(
+                    state, data, jnp.asarray(n, jnp.int32)
+                )
+                metrics, recorded, skipped, stopped = jax.device_get(
+                    (metrics, recorded, skipped, bool(stopped))
+                )
+                done = int(recorded.sum())
+                _append(history, metrics, recorded, skipped, step)
+                step += done
+                bar.update(done)
+                loss = metrics.get("loss")
+                if done and loss is not None and np.ndim(loss) == 1:
+                    bar.set_postfix(loss=float(loss[recorded][-1]))
+                if stopped:
+                    stopped_at = step + 1
+                    break
+                if checkpoint_every is not None and step % checkpoint_every == 0:
+                    save_checkpoint(
+                        checkpoint_dir,
+                        state,
+                        step,
+                        _stack(history),
+                        keep=keep_checkpoints,
+                    )
+                    saved = step
+    finally:
+        bar.close()
+    out = _stack(history)
+    if stopped_at is not None:
+        message = (
+            f"train: step {stopped_at} produced non-finite metrics or state; "
+            f"stopped with the state after step {stopped_at - 1} "
+            f"(nan_policy={nan_policy!r})"
+        )
+        if nan_policy == "raise":
+            raise FloatingPointError(message)
+        warnings.warn(message, NonFiniteWarning, stacklevel=2)
+        out["stopped_at"] = np.asarray(stopped_at)
+    elif checkpoint_dir is not None and step != saved:
+        save_checkpoint(checkpoint_dir, state, step, out, keep=keep_checkpoints)
+    return state, out
+
+
+class _null_context:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _append(history, metrics, recorded, skipped, step):
+    rows = np.flatnonzero(recorded)
+    for name, value in metrics.items():
+        history.setdefault(name, []).append(np.asarray(value)[rows])
+    history.setdefault("step", []).append(step + 1 + np.arange(len(rows)))
+    history.setdefault("skipped", []).append(np.asarray(skipped)[rows])
+
+
+def _stack(history):
+    return {k: np.concatenate(v) for k, v in history.items()}
