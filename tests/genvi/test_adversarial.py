@@ -291,3 +291,36 @@ def test_data_in_state_matches_a_closed_over_sampler(ng1_runs):
     (b, _), _ = ng1_runs  # the same key, network sizes, options and 20 cycles
     for x, y in zip(_leaves(a.params), _leaves(b.params)):
         np.testing.assert_allclose(x, y, **tol.F32_ITERATES)
+
+
+def test_core_training_loop_runs_the_cycles(ng1_runs, tmp_path):
+    """genvi.train scans the same step: 20 cycles equal run_cycles, checkpoints."""
+    trainer = _gan(n_g=1)
+    state = trainer.init(jax.random.PRNGKey(0))
+    out, history = genvi.train(
+        trainer.step,
+        state,
+        num_steps=20,
+        steps_per_call=10,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=10,
+        progress=False,
+    )
+    (expected, _), _ = ng1_runs
+    for x, y in zip(_leaves(out.params), _leaves(expected.params)):
+        np.testing.assert_array_equal(x, y)
+    assert len(history["g_loss"]) == 20
+    assert genvi.latest_checkpoint(tmp_path) is not None
+
+
+def test_core_training_loop_stops_on_nan():
+    trainer = _gan(n_g=1)
+    state = trainer.init(jax.random.PRNGKey(0))
+    # A NaN regulariser weight makes the first step non-finite (NaN * 0 = NaN).
+    bad = state._replace(hyper={**state.hyper, "reg_weight": jnp.float32(jnp.nan)})
+    with pytest.warns(genvi.NonFiniteWarning):
+        out, history = genvi.train(
+            trainer.step, bad, num_steps=4, steps_per_call=2, progress=False
+        )
+    assert int(out.step) == 0  # the last good state is the initial one
+    assert all(np.all(np.isfinite(x)) for x in _leaves(out.params))
