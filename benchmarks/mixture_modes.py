@@ -162,6 +162,7 @@ def train_spec(spec: dict, args, datasets, bar) -> dict:
     spec = dict(spec)
     name, kind = spec.pop("name"), spec.pop("kind")
     n_g = spec.pop("n_g", 1)
+    n_d = spec.get("n_d", 1)
     regs = spec.pop("reg", [0.0])
     cycles = max(args.g_steps // n_g, 1)
     evals = max(min(args.evals, cycles), 1)
@@ -226,7 +227,7 @@ def train_spec(spec: dict, args, datasets, bar) -> dict:
         cycles=cycles,
         chunk=chunk,
         g_steps=cycles * n_g,
-        d_steps=cycles,
+        d_steps=cycles * n_d,
         curves=curves,
         samples={"raw": np.asarray(raw), "ema": np.asarray(ema)},
         seconds=seconds,
@@ -257,7 +258,8 @@ def rows_from(result: dict, datasets, seeds: int) -> list[tuple[str, dict]]:
         out.append((f"GAN + VI reg, n_g=1, lambda={regs[1]:g}", final("raw", regs[1])))
     elif name == "gan_vi5":
         for reg in regs:
-            out.append((f"GAN + VI reg, n_g=5, lambda={reg:g}", final("raw", reg)))
+            label = f"GAN + VI reg, n_d=n_g=5, lambda={reg:g}"
+            out.append((label, final("raw", reg)))
     else:
         label = {
             "ali_derived": "ALI (derived loss)",
