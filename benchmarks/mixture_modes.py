@@ -131,9 +131,10 @@ def specs(args) -> list[dict]:
             dict(name="gan", kind="gan", n_g=1, reg=[0.0, max(args.reg_weights)])
         )
     if "gan_vi" in m:
-        out.append(
-            dict(name="gan_vi5", kind="gan", n_g=5, reg=[0.0, *args.reg_weights])
-        )
+        # n_d = n_g = 5: the same numbers of discriminator and generator updates
+        # as every other method (n_d = n_g = 1), in phases of 5.
+        regs = [0.0, *args.reg_weights]
+        out.append(dict(name="gan_vi5", kind="gan", n_d=5, n_g=5, reg=regs))
     for variant in ("derived", "minimax"):
         if f"ali_{variant}" in m:
             out.append(dict(name=f"ali_{variant}", kind="ali", variant=variant))
