@@ -1,5 +1,12 @@
 """genvi: generative models from variational inference on joint distributions."""
 
+from ._src.adversarial import Adversarial as Adversarial
+from ._src.adversarial import AdversarialState as AdversarialState
+from ._src.adversarial import aae_trainer as aae_trainer
+from ._src.adversarial import ali_trainer as ali_trainer
+from ._src.adversarial import gan_trainer as gan_trainer
+from ._src.adversarial import pack as pack
+from ._src.adversarial import run_cycles as run_cycles
 from ._src.checkpoint import latest_checkpoint as latest_checkpoint
 from ._src.checkpoint import restore_checkpoint as restore_checkpoint
 from ._src.checkpoint import save_checkpoint as save_checkpoint
@@ -22,12 +29,19 @@ from ._src.distributions import bernoulli_log_prob as bernoulli_log_prob
 from ._src.distributions import gaussian_log_prob as gaussian_log_prob
 from ._src.distributions import reparameterize as reparameterize
 from ._src.divergences import gaussian_kl as gaussian_kl
+from ._src.losses.aae import aae_autoencoder_loss as aae_autoencoder_loss
+from ._src.losses.aae import aae_discriminator_loss as aae_discriminator_loss
+from ._src.losses.ali import ali_discriminator_loss as ali_discriminator_loss
+from ._src.losses.ali import ali_generator_loss as ali_generator_loss
 from ._src.losses.em import GMMParams as GMMParams
 from ._src.losses.em import gmm_em as gmm_em
 from ._src.losses.em import gmm_log_likelihood as gmm_log_likelihood
 from ._src.losses.em import gmm_log_prob as gmm_log_prob
 from ._src.losses.em import gmm_m_step as gmm_m_step
 from ._src.losses.em import gmm_posterior as gmm_posterior
+from ._src.losses.gan import gan_discriminator_loss as gan_discriminator_loss
+from ._src.losses.gan import gan_generator_loss as gan_generator_loss
+from ._src.losses.gan import r1_penalty as r1_penalty
 from ._src.losses.vae import iwae_bound as iwae_bound
 from ._src.losses.vae import iwae_log_likelihood as iwae_log_likelihood
 from ._src.losses.vae import vae_loss as vae_loss
@@ -39,6 +53,10 @@ from ._src.metrics import digits_metrics as digits_metrics
 from ._src.metrics import frechet_distance as frechet_distance
 from ._src.metrics import gaussian_frechet_distance as gaussian_frechet_distance
 from ._src.metrics import precision_recall as precision_recall
+from ._src.mixtures import Mixture as Mixture
+from ._src.mixtures import mixture as mixture
+from ._src.mixtures import mode_metrics as mode_metrics
+from ._src.mixtures import sample_mixture as sample_mixture
 from ._src.models import MLP as MLP
 from ._src.models import ConvDecoder as ConvDecoder
 from ._src.models import ConvEncoder as ConvEncoder
@@ -54,6 +72,8 @@ from ._src.train import shard_batch as shard_batch
 from ._src.train import train as train
 
 __all__ = [
+    "Adversarial",
+    "AdversarialState",
     "ConvDecoder",
     "ConvEncoder",
     "Digits",
@@ -65,10 +85,17 @@ __all__ = [
     "MLP",
     "MLPDecoder",
     "MLPEncoder",
+    "Mixture",
     "Mnist",
     "NonFiniteWarning",
     "Split",
     "TrainState",
+    "aae_autoencoder_loss",
+    "aae_discriminator_loss",
+    "aae_trainer",
+    "ali_discriminator_loss",
+    "ali_generator_loss",
+    "ali_trainer",
     "bernoulli_log_prob",
     "class_histogram_kl",
     "default_cache_dir",
@@ -77,6 +104,9 @@ __all__ = [
     "digits_metrics",
     "elbo_terms",
     "frechet_distance",
+    "gan_discriminator_loss",
+    "gan_generator_loss",
+    "gan_trainer",
     "gaussian_frechet_distance",
     "gaussian_kl",
     "gaussian_log_prob",
@@ -96,11 +126,17 @@ __all__ = [
     "load_mnist",
     "log_mean_exp",
     "merge_model",
+    "mixture",
+    "mode_metrics",
+    "pack",
     "precision_recall",
+    "r1_penalty",
     "read_idx",
     "reparameterize",
     "restore_checkpoint",
+    "run_cycles",
     "sample_batch",
+    "sample_mixture",
     "save_checkpoint",
     "shard_batch",
     "stratified_split",

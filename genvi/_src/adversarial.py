@@ -1,0 +1,649 @@
+r"""Training several players: GAN (with Su's regulariser), AAE and ALI.
+
+Every trainer returns an :class:`Adversarial` triple of pure functions
+``init(key) -> state``, ``step(state) -> (state, metrics)`` and
+``sample(state, key, n)``. One ``step`` is one *cycle* of the schedule:
+
+1. ``n_d`` discriminator updates (``lax.scan``), each on a fresh batch;
+2. a snapshot :math:`G_{old} \leftarrow G` of the generator-side parameters,
+   held for the whole phase (as in the paper's code);
+3. ``n_g`` generator-side updates (``lax.scan``) of the regularised loss
+   :math:`\mathbb{E}[-\log D(G(z))] + \lambda \mathbb{E}\|G(z) - G_{old}(z)\|^2`,
+   each followed by an exponential moving average of the generator's weights.
+
+With ``n_g = 1`` the regulariser's gradient is exactly zero (G = G_old at that
+step), so such runs are bit-identical for every ``reg_weight``.
+
+``step`` is pure and has the ``step_fn(state) -> (state, metrics)`` form of a
+scanned training loop (``genvi.train``); ``jax.vmap(init)`` over keys and
+``jax.vmap(step)`` train several seeds - and several hyperparameters, which
+live as arrays in ``state.hyper`` - in one compiled call. Networks are given as
+factories ``rngs -> nnx.Module`` (e.g. ``lambda rngs: genvi.MLP((2, 64, 1),
+rngs=rngs)``) so that ``init`` can build one set per seed inside ``vmap``.
+
+Options: PacGAN packing (``pack = m``: the discriminator sees ``m`` samples
+concatenated into one input, so its first layer must take ``m`` times the
+event size), the zero-centred R1 penalty :math:`(\gamma/2)\mathbb{E}_{\tilde p}
+\|\nabla_x D(x)\|^2` on real data, and the EMA of the generator's weights used
+by ``sample(..., ema=True)``.
+
+Example::
+
+    mix = genvi.mixture("ring")
+    trainer = genvi.gan_trainer(
+        lambda rngs: genvi.MLP((2, 64, 64, 2), rngs=rngs),
+        lambda rngs: genvi.MLP((2, 64, 64, 1), rngs=rngs),
+        lambda key, n: genvi.sample_mixture(key, mix, n),
+        latent_dim=2, batch_size=128,
+        g_optimizer=optax.adam(1e-3), d_optimizer=optax.adam(1e-3),
+        n_g=5, reg_weight=1.0,
+    )
+    state = trainer.init(jax.random.PRNGKey(0))
+    state, history = genvi.train(trainer.step, state, num_steps=1000)
+
+References:
+  J. Su, *Variational inference: a unified framework of generative models and
+  some revelations*, 2018, arXiv:1807.05936.
+  L. Mescheder, A. Geiger, S. Nowozin, *Which training methods for GANs do
+  actually converge?*, ICML 2018, arXiv:1801.04406.
+  Z. Lin, A. Khetan, G. Fanti, S. Oh, *PacGAN: the power of two samples in
+  generative adversarial networks*, NeurIPS 2018, arXiv:1712.04086.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from .core import LossOut
+from .losses.aae import aae_autoencoder_loss, aae_discriminator_loss
+from .losses.ali import ALI_VARIANTS, ali_discriminator_loss, ali_generator_loss
+from .losses.gan import gan_discriminator_loss, gan_generator_loss, r1_penalty
+
+
+class AdversarialState(NamedTuple):
+    """The state of a multi-player training run (a pytree).
+
+    Attributes:
+      params: ``{"generator": {name: nnx.State}, "discriminator": nnx.State}``;
+        the generator side holds every network trained against the
+        discriminator (generator; encoder and decoder for AAE; generator and
+        encoder for ALI).
+      opt_states: ``{"generator": ..., "discriminator": ...}`` optax states.
+      ema: exponential moving average of ``params["generator"]``.
+      hyper: arrays ``reg_weight``, ``r1_weight``, ``ema_decay`` (changing them
+        does not recompile; under ``vmap`` each run may have its own).
+      key: the PRNG key of the next cycle.
+      step: the number of cycles done (int32).
+      data: the pytree given to ``init(key, data)`` and passed on as
+        ``data_sampler(key, n, data)`` (``None``: ``data_sampler(key, n)``);
+        e.g. a dataset kept on device, or a mixture's parameters, so that one
+        compiled step can train on several datasets under ``vmap``.
+    """
+
+    params: dict
+    opt_states: dict
+    ema: dict
+    hyper: dict
+    key: jax.Array
+    step: jax.Array
+    data: Any = None
+
+
+class Adversarial(NamedTuple):
+    """The pure functions of a multi-player trainer.
+
+    Attributes:
+      init: ``(key, data=None) -> AdversarialState``.
+      step: ``state -> (state, metrics)``, one cycle of ``n_d`` discriminator
+        and ``n_g`` generator-side updates; metrics are batch means.
+      sample: ``(state, key, n, ema=False) -> samples`` of shape
+        (n, *event_shape), from the EMA weights when ``ema=True``.
+    """
+
+    init: Callable[[jax.Array], AdversarialState]
+    step: Callable[[AdversarialState], tuple[AdversarialState, dict]]
+    sample: Callable[..., jax.Array]
+
+
+def pack(x: jax.Array, m: int) -> jax.Array:
+    r"""PacGAN packing: ``m`` consecutive samples concatenated into one input.
+
+    Shape (m B, *event) becomes (B, m * prod(event)).
+
+    Args:
+      x: a batch whose size is a multiple of ``m``.
+      m: the packing degree (1 leaves ``x`` unchanged).
+
+    Returns:
+      The packed batch.
+
+    Raises:
+      ValueError: if the batch size is not a multiple of ``m``.
+
+    >>> pack(jnp.arange(8.0).reshape(4, 2), 2).tolist()
+    [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]]
+
+    References:
+      Lin et al., *PacGAN*, NeurIPS 2018, arXiv:1712.04086.
+    """
+    if m == 1:
+        return x
+    if x.shape[0] % m:
+        raise ValueError(
+            f"pack: the batch size must be a multiple of `m`={m}, got shape {x.shape}"
+        )
+    return jnp.reshape(x, (x.shape[0] // m, -1))
+
+
+class _Net:
+    """A network factory split into a static graph and per-seed parameters."""
+
+    def __init__(self, fn: str, name: str, factory):
+        if not callable(factory):
+            raise TypeError(
+                f"{fn}: `{name}` must be a callable rngs -> nnx.Module, got {factory!r}"
+            )
+        module = nnx.eval_shape(lambda: factory(nnx.Rngs(0)))
+        if not isinstance(module, nnx.Module):
+            raise TypeError(
+                f"{fn}: `{name}` must return an nnx.Module, got {type(module)!r}"
+            )
+        self.factory = factory
+        self.graph = nnx.split(module)[0]
+
+    def init(self, key):
+        return nnx.split(self.factory(nnx.Rngs(key)))[1]
+
+    def __call__(self, params, x):
+        return nnx.merge(self.graph, params)(x)
+
+
+def draw(data_sampler, key, n, data):
+    """Real data: ``data_sampler(key, n)``, or ``(key, n, data)`` with state data."""
+    if data is None:
+        return data_sampler(key, n)
+    return data_sampler(key, n, data)
+
+
+def _check_int(fn: str, name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{fn}: `{name}` must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: `{name}` must be >= {minimum}, got {value!r}")
+
+
+def _check_optional_weight(fn: str, name: str, value) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}: `{name}` must be a real number or None, got {value!r}")
+    if not value >= 0:
+        raise ValueError(f"{fn}: `{name}` must be >= 0, got {value!r}")
+
+
+def _check_common(fn, *, latent_dim, batch_size, n_d, n_g, ema_decay, optimizers):
+    _check_int(fn, "latent_dim", latent_dim)
+    _check_int(fn, "batch_size", batch_size)
+    _check_int(fn, "n_d", n_d)
+    _check_int(fn, "n_g", n_g)
+    if isinstance(ema_decay, bool) or not isinstance(ema_decay, numbers.Real):
+        raise TypeError(f"{fn}: `ema_decay` must be a real number, got {ema_decay!r}")
+    if not 0 <= ema_decay < 1:
+        raise ValueError(
+            f"{fn}: `ema_decay` must satisfy 0 <= ema_decay < 1, got {ema_decay!r}"
+        )
+    for name, opt in optimizers.items():
+        if not isinstance(opt, optax.GradientTransformation):
+            raise TypeError(
+                f"{fn}: `{name}` must be an optax.GradientTransformation (optax or "
+                f"dynopt), got {opt!r}"
+            )
+
+
+def _engine(
+    gen_nets: dict[str, _Net],
+    disc_net: _Net,
+    *,
+    g_optimizer: optax.GradientTransformation,
+    d_optimizer: optax.GradientTransformation,
+    d_loss: Callable[..., LossOut],
+    g_loss: Callable[..., LossOut],
+    sampler: Callable[[dict, jax.Array, int], jax.Array],
+    n_d: int,
+    n_g: int,
+    hyper: dict,
+) -> Adversarial:
+    """Builds init / step / sample around two losses.
+
+    ``d_loss(disc_params, gen_params, key, hyper, data)`` and
+    ``g_loss(gen_params, gen_old, disc_params, key, hyper, data)`` return LossOut.
+    """
+    names = sorted(gen_nets)
+
+    def init(key, data=None):
+        keys = jax.random.split(key, len(names) + 2)
+        gen = {n: gen_nets[n].init(k) for n, k in zip(names, keys)}
+        disc = disc_net.init(keys[-2])
+        dtype = jax.tree.leaves(gen)[0].dtype
+        return AdversarialState(
+            params={"generator": gen, "discriminator": disc},
+            opt_states={
+                "generator": g_optimizer.init(gen),
+                "discriminator": d_optimizer.init(disc),
+            },
+            ema=gen,
+            hyper={k: jnp.asarray(v, dtype) for k, v in hyper.items()},
+            key=keys[-1],
+            step=jnp.zeros((), jnp.int32),
+            data=data,
+        )
+
+    def step(state):
+        key, k_d, k_g = jax.random.split(state.key, 3)
+        gen = state.params["generator"]
+
+        def d_body(carry, k):
+            disc, opt_state = carry
+            (_, aux), grads = jax.value_and_grad(
+                lambda p: tuple(d_loss(p, gen, k, state.hyper, state.data)),
+                has_aux=True,
+            )(disc)
+            updates, opt_state = d_optimizer.update(grads, opt_state, disc)
+            return (optax.apply_updates(disc, updates), opt_state), aux
+
+        (disc, d_opt), d_aux = jax.lax.scan(
+            d_body,
+            (state.params["discriminator"], state.opt_states["discriminator"]),
+            jax.random.split(k_d, n_d),
+        )
+        # Snapshot once per generator phase: G_old is held for its n_g steps.
+        gen_old = gen
+        decay = state.hyper["ema_decay"]
+
+        def g_body(carry, k):
+            g, opt_state, ema = carry
+            (_, aux), grads = jax.value_and_grad(
+                lambda p: tuple(g_loss(p, gen_old, disc, k, state.hyper, state.data)),
+                has_aux=True,
+            )(g)
+            updates, opt_state = g_optimizer.update(grads, opt_state, g)
+            g = optax.apply_updates(g, updates)
+            ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, ema, g)
+            return (g, opt_state, ema), aux
+
+        (gen, g_opt, ema), g_aux = jax.lax.scan(
+            g_body,
+            (gen, state.opt_states["generator"], state.ema),
+            jax.random.split(k_g, n_g),
+        )
+        metrics = {f"d_{k}": jnp.mean(v) for k, v in d_aux.items()}
+        metrics.update({f"g_{k}": jnp.mean(v) for k, v in g_aux.items()})
+        new = AdversarialState(
+            params={"generator": gen, "discriminator": disc},
+            opt_states={"generator": g_opt, "discriminator": d_opt},
+            ema=ema,
+            hyper=state.hyper,
+            key=key,
+            step=state.step + 1,
+            data=state.data,
+        )
+        return new, metrics
+
+    def sample(state, key, n, ema=False):
+        return sampler(state.ema if ema else state.params["generator"], key, n)
+
+    return Adversarial(init, step, sample)
+
+
+def gan_trainer(
+    make_generator: Callable[[nnx.Rngs], nnx.Module],
+    make_discriminator: Callable[[nnx.Rngs], nnx.Module],
+    data_sampler: Callable[..., jax.Array],
+    *,
+    latent_dim: int,
+    batch_size: int,
+    g_optimizer: optax.GradientTransformation,
+    d_optimizer: optax.GradientTransformation,
+    n_d: int = 1,
+    n_g: int = 1,
+    reg_weight: float = 0.0,
+    r1_weight: float | None = None,
+    ema_decay: float = 0.999,
+    pack_size: int = 1,
+) -> Adversarial:
+    r"""A GAN trainer with Su's regulariser, R1, EMA and PacGAN packing.
+
+    Discriminator update (``n_d`` per cycle), with ``pack`` the PacGAN packing:
+
+    .. math::
+        L_D = \mathbb{E}[-\log D(\mathrm{pack}(x))]
+            + \mathbb{E}[-\log(1 - D(\mathrm{pack}(G(z))))]
+            + \frac{\gamma}{2} \mathbb{E}\|\nabla D(\mathrm{pack}(x))\|^2,
+
+    generator update (``n_g`` per cycle, :math:`G_{old}` fixed at the start of
+    the phase): :func:`genvi.gan_generator_loss`.
+
+    Args:
+      make_generator: ``rngs -> module`` mapping (B, latent_dim) noise to
+        samples (B, *event_shape).
+      make_discriminator: ``rngs -> module`` mapping packed inputs
+        (B, pack_size * prod(event_shape)) to logits (B, 1) or (B,).
+      data_sampler: ``(key, n) -> (n, *event_shape)`` real data (pure JAX), or
+        ``(key, n, data)`` when ``init`` is given ``data`` (see the state).
+      latent_dim: noise dimension (standard normal noise).
+      batch_size: discriminator inputs per update (each packs ``pack_size``
+        samples, so ``batch_size * pack_size`` samples are drawn).
+      g_optimizer, d_optimizer: optax (or dynopt) transforms, one per player.
+      n_d, n_g: updates per cycle of the discriminator and of the generator.
+      reg_weight: initial :math:`\lambda` (stored in ``state.hyper``).
+      r1_weight: :math:`\gamma` of the R1 penalty; ``None`` (default) leaves
+        the second-order term out of the compiled step.
+      ema_decay: decay of the generator's weight EMA, in [0, 1).
+      pack_size: PacGAN degree ``m`` (1 = no packing).
+
+    Returns:
+      An :class:`Adversarial` (``init``, ``step``, ``sample``). Metrics:
+      ``d_loss, d_real, d_fake, d_r1, g_loss, g_adversarial, g_regularizer``.
+
+    Raises:
+      TypeError, ValueError: on a bad argument (the message names it).
+
+    References:
+      J. Su, 2018, arXiv:1807.05936; L. Mescheder et al., ICML 2018,
+      arXiv:1801.04406; Z. Lin et al., *PacGAN*, NeurIPS 2018, arXiv:1712.04086.
+    """
+    fn = "gan_trainer"
+    _check_common(
+        fn,
+        latent_dim=latent_dim,
+        batch_size=batch_size,
+        n_d=n_d,
+        n_g=n_g,
+        ema_decay=ema_decay,
+        optimizers={"g_optimizer": g_optimizer, "d_optimizer": d_optimizer},
+    )
+    _check_int(fn, "pack_size", pack_size)
+    _check_optional_weight(fn, "reg_weight", reg_weight)
+    _check_optional_weight(fn, "r1_weight", r1_weight)
+    if reg_weight is None:
+        raise TypeError(f"{fn}: `reg_weight` must be a real number, got None")
+    if not callable(data_sampler):
+        raise TypeError(f"{fn}: `data_sampler` must be callable, got {data_sampler!r}")
+    generator = _Net(fn, "make_generator", make_generator)
+    discriminator = _Net(fn, "make_discriminator", make_discriminator)
+    n = batch_size * pack_size
+    use_r1 = r1_weight is not None
+
+    def noise(key, count):
+        return jax.random.normal(key, (count, latent_dim))
+
+    def d_loss(disc, gen, key, hyper, data):
+        k_x, k_z = jax.random.split(key)
+        real = pack(draw(data_sampler, k_x, n, data), pack_size)
+        fake = pack(generator(gen["generator"], noise(k_z, n)), pack_size)
+        out = gan_discriminator_loss(
+            discriminator(disc, real), discriminator(disc, fake)
+        )
+        aux = dict(out.aux)
+        if use_r1:
+            penalty = r1_penalty(lambda x: discriminator(disc, x), real)
+            aux["r1"] = penalty
+            loss = out.loss + 0.5 * hyper["r1_weight"] * penalty
+        else:
+            loss = out.loss
+        aux["loss"] = loss
+        return LossOut(loss, aux)
+
+    def g_loss(gen, gen_old, disc, key, hyper, data):
+        z = noise(key, n)
+        fake = generator(gen["generator"], z)
+        fake_old = generator(gen_old["generator"], z)
+        out = gan_generator_loss(
+            discriminator(disc, pack(fake, pack_size)),
+            fake,
+            fake_old,
+            reg_weight=hyper["reg_weight"],
+        )
+        return LossOut(out.loss, {**out.aux, "loss": out.loss})
+
+    def sampler(gen, key, count):
+        return generator(gen["generator"], noise(key, count))
+
+    return _engine(
+        {"generator": generator},
+        discriminator,
+        g_optimizer=g_optimizer,
+        d_optimizer=d_optimizer,
+        d_loss=d_loss,
+        g_loss=g_loss,
+        sampler=sampler,
+        n_d=n_d,
+        n_g=n_g,
+        hyper={
+            "reg_weight": reg_weight,
+            "r1_weight": 0.0 if r1_weight is None else r1_weight,
+            "ema_decay": ema_decay,
+        },
+    )
+
+
+def aae_trainer(
+    make_encoder: Callable[[nnx.Rngs], nnx.Module],
+    make_decoder: Callable[[nnx.Rngs], nnx.Module],
+    make_discriminator: Callable[[nnx.Rngs], nnx.Module],
+    data_sampler: Callable[..., jax.Array],
+    *,
+    latent_dim: int,
+    batch_size: int,
+    g_optimizer: optax.GradientTransformation,
+    d_optimizer: optax.GradientTransformation,
+    n_d: int = 1,
+    n_g: int = 1,
+    reconstruction_weight: float = 1.0,
+    reg_weight: float = 0.0,
+    ema_decay: float = 0.999,
+) -> Adversarial:
+    r"""An adversarial autoencoder trainer (discriminator on latent codes).
+
+    The discriminator separates prior samples :math:`z \sim \mathcal N(0, I)`
+    from codes :math:`E(x)` (:func:`genvi.aae_discriminator_loss`); the
+    encoder and decoder (one player, one optimiser) minimise
+    :func:`genvi.aae_autoencoder_loss`, with the proximal term to the encoder
+    snapshotted at the start of the phase when ``reg_weight > 0``. Samples are
+    decoded prior samples.
+
+    Args:
+      make_encoder: ``rngs -> module``, (B, *event_shape) -> (B, latent_dim).
+      make_decoder: ``rngs -> module``, (B, latent_dim) -> (B, *event_shape).
+      make_discriminator: ``rngs -> module``, (B, latent_dim) -> logits.
+      data_sampler: ``(key, n[, data]) -> (n, *event_shape)``.
+      latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay:
+        as in :func:`gan_trainer` (``g_optimizer`` trains encoder + decoder).
+      reconstruction_weight: :math:`w = 1/(2\sigma^2)` of the reconstruction.
+      reg_weight: :math:`\lambda` of the proximal term (``state.hyper``).
+
+    Returns:
+      An :class:`Adversarial`; metrics ``d_loss, d_prior, d_code, g_loss,
+      g_reconstruction, g_adversarial, g_regularizer``.
+
+    Raises:
+      TypeError, ValueError: on a bad argument (the message names it).
+
+    References:
+      A. Makhzani et al., *Adversarial autoencoders*, 2016, arXiv:1511.05644;
+      J. Su, 2018, arXiv:1807.05936.
+    """
+    fn = "aae_trainer"
+    _check_common(
+        fn,
+        latent_dim=latent_dim,
+        batch_size=batch_size,
+        n_d=n_d,
+        n_g=n_g,
+        ema_decay=ema_decay,
+        optimizers={"g_optimizer": g_optimizer, "d_optimizer": d_optimizer},
+    )
+    _check_optional_weight(fn, "reconstruction_weight", reconstruction_weight)
+    _check_optional_weight(fn, "reg_weight", reg_weight)
+    encoder = _Net(fn, "make_encoder", make_encoder)
+    decoder = _Net(fn, "make_decoder", make_decoder)
+    discriminator = _Net(fn, "make_discriminator", make_discriminator)
+
+    def d_loss(disc, gen, key, hyper, data):
+        k_x, k_z = jax.random.split(key)
+        codes = encoder(gen["encoder"], draw(data_sampler, k_x, batch_size, data))
+        prior = jax.random.normal(k_z, codes.shape, codes.dtype)
+        out = aae_discriminator_loss(
+            discriminator(disc, prior), discriminator(disc, codes)
+        )
+        return LossOut(out.loss, {**out.aux, "loss": out.loss})
+
+    def g_loss(gen, gen_old, disc, key, hyper, data):
+        x = draw(data_sampler, key, batch_size, data)
+        codes = encoder(gen["encoder"], x)
+        out = aae_autoencoder_loss(
+            x,
+            decoder(gen["decoder"], codes),
+            discriminator(disc, codes),
+            reconstruction_weight=hyper["reconstruction_weight"],
+            codes=codes,
+            codes_old=encoder(gen_old["encoder"], x),
+            reg_weight=hyper["reg_weight"],
+        )
+        return LossOut(out.loss, {**out.aux, "loss": out.loss})
+
+    def sampler(gen, key, count):
+        return decoder(gen["decoder"], jax.random.normal(key, (count, latent_dim)))
+
+    return _engine(
+        {"encoder": encoder, "decoder": decoder},
+        discriminator,
+        g_optimizer=g_optimizer,
+        d_optimizer=d_optimizer,
+        d_loss=d_loss,
+        g_loss=g_loss,
+        sampler=sampler,
+        n_d=n_d,
+        n_g=n_g,
+        hyper={
+            "reg_weight": reg_weight,
+            "reconstruction_weight": reconstruction_weight,
+            "ema_decay": ema_decay,
+        },
+    )
+
+
+def ali_trainer(
+    make_generator: Callable[[nnx.Rngs], nnx.Module],
+    make_encoder: Callable[[nnx.Rngs], nnx.Module],
+    make_discriminator: Callable[[nnx.Rngs], nnx.Module],
+    data_sampler: Callable[..., jax.Array],
+    *,
+    latent_dim: int,
+    batch_size: int,
+    g_optimizer: optax.GradientTransformation,
+    d_optimizer: optax.GradientTransformation,
+    variant: str = "derived",
+    n_d: int = 1,
+    n_g: int = 1,
+    ema_decay: float = 0.999,
+) -> Adversarial:
+    r"""An ALI / BiGAN trainer: a discriminator on (x, z) pairs.
+
+    Encoder pairs :math:`(x, E(x))` against generator pairs :math:`(G(z), z)`
+    (:func:`genvi.ali_discriminator_loss`; the discriminator's input is the
+    concatenation ``[x, z]`` flattened); generator and encoder (one player)
+    minimise :func:`genvi.ali_generator_loss` with the chosen ``variant``.
+
+    Args:
+      make_generator: ``rngs -> module``, (B, latent_dim) -> (B, *event_shape).
+      make_encoder: ``rngs -> module``, (B, *event_shape) -> (B, latent_dim).
+      make_discriminator: ``rngs -> module``, (B, prod(event) + latent_dim) ->
+        logits.
+      data_sampler: ``(key, n[, data]) -> (n, *event_shape)``.
+      variant: ``"derived"`` or ``"minimax"``.
+      latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay:
+        as in :func:`gan_trainer` (``g_optimizer`` trains generator + encoder).
+
+    Returns:
+      An :class:`Adversarial`; metrics ``d_loss, d_encoder, d_generator,
+      g_loss, g_encoder, g_generator``.
+
+    Raises:
+      TypeError, ValueError: on a bad argument (the message names it).
+
+    References:
+      V. Dumoulin et al., *Adversarially learned inference*, 2017,
+      arXiv:1606.00704; J. Donahue et al., *Adversarial feature learning*,
+      2017, arXiv:1605.09782; J. Su, 2018, arXiv:1807.05936.
+    """
+    fn = "ali_trainer"
+    _check_common(
+        fn,
+        latent_dim=latent_dim,
+        batch_size=batch_size,
+        n_d=n_d,
+        n_g=n_g,
+        ema_decay=ema_decay,
+        optimizers={"g_optimizer": g_optimizer, "d_optimizer": d_optimizer},
+    )
+    if variant not in ALI_VARIANTS:
+        raise ValueError(
+            f"{fn}: `variant` must be one of {ALI_VARIANTS}, got {variant!r}"
+        )
+    generator = _Net(fn, "make_generator", make_generator)
+    encoder = _Net(fn, "make_encoder", make_encoder)
+    discriminator = _Net(fn, "make_discriminator", make_discriminator)
+
+    def pairs(disc, x, z):
+        xz = jnp.concatenate([jnp.reshape(x, (x.shape[0], -1)), z], axis=1)
+        return discriminator(disc, xz)
+
+    def logits(disc, gen, key, data):
+        k_x, k_z = jax.random.split(key)
+        x = draw(data_sampler, k_x, batch_size, data)
+        z = jax.random.normal(k_z, (batch_size, latent_dim), x.dtype)
+        enc = pairs(disc, x, encoder(gen["encoder"], x))
+        return enc, pairs(disc, generator(gen["generator"], z), z)
+
+    def d_loss(disc, gen, key, hyper, data):
+        out = ali_discriminator_loss(*logits(disc, gen, key, data))
+        return LossOut(out.loss, {**out.aux, "loss": out.loss})
+
+    def g_loss(gen, gen_old, disc, key, hyper, data):
+        out = ali_generator_loss(*logits(disc, gen, key, data), variant=variant)
+        return LossOut(out.loss, {**out.aux, "loss": out.loss})
+
+    def sampler(gen, key, count):
+        return generator(gen["generator"], jax.random.normal(key, (count, latent_dim)))
+
+    return _engine(
+        {"generator": generator, "encoder": encoder},
+        discriminator,
+        g_optimizer=g_optimizer,
+        d_optimizer=d_optimizer,
+        d_loss=d_loss,
+        g_loss=g_loss,
+        sampler=sampler,
+        n_d=n_d,
+        n_g=n_g,
+        hyper={"ema_decay": ema_decay},
+    )
+
+
+def run_cycles(
+    step: Callable[[Any], tuple[Any, dict]], state: Any, num_cycles: int
+) -> tuple[Any, dict]:
+    """``num_cycles`` applications of ``step`` in one ``lax.scan`` (jit it).
+
+    A minimal loop for tests and benchmarks that evaluate between chunks;
+    ``genvi.train`` adds progress, NaN handling and checkpoints.
+    """
+    return jax.lax.scan(lambda s, _: step(s), state, None, length=num_cycles)
