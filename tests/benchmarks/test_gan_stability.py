@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from benchmarks import gan_stability
 
 
+@pytest.mark.slow
 def test_quick_run_writes_outputs(tmp_path):
     out = gan_stability.main(["--quick", "--out", str(tmp_path)])
     for name in ("config.json", "metrics.json", "stability.png"):
