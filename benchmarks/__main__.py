@@ -16,6 +16,7 @@ HEADLINE = [
     "benchmarks.nesterov",
     "benchmarks.conventions",
     "benchmarks.vae_digits",
+    "benchmarks.optimizer_speed",
 ]
 
 
