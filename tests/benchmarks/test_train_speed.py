@@ -1,0 +1,21 @@
+"""Smoke test of benchmarks/train_speed.py."""
+
+import json
+
+import pytest
+
+from benchmarks import train_speed
+
+
+@pytest.mark.slow
+def test_train_speed_quick(tmp_path):
+    metrics = train_speed.main(["--quick", "--out", str(tmp_path)])
+    for case in ("vae", "gan"):
+        sps = metrics[case]["steps_per_second"]
+        assert sps["genvi"] > 0 and sps["pytorch"] > 0
+        lo, hi = metrics[case]["ratio_ci95"]
+        assert lo <= hi
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(saved) >= {"vae", "gan"}
+    assert (tmp_path / "train_speed.png").stat().st_size > 0
+    assert (tmp_path / "config.json").exists()
