@@ -256,3 +256,21 @@ def get_hyperparams(state) -> dict:
             except ValueError:
                 pass
     raise ValueError("get_hyperparams: the state holds no dynopt hyperparameters")
+
+
+def find_field(state, field: str, required: tuple[str, ...] = ()):
+    """The ``field`` leaf of the first NamedTuple in a nested state, or None.
+
+    Searches ``state`` depth first (``optax.chain`` and other tuple nests) for a
+    NamedTuple that has ``field`` and every name in ``required`` among its
+    fields.
+    """
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        if field in state._fields and all(r in state._fields for r in required):
+            return getattr(state, field)
+    if isinstance(state, tuple | list):
+        for child in state:
+            found = find_field(child, field, required)
+            if found is not None:
+                return found
+    return None

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .base import find_field
+
 tree_map = jax.tree_util.tree_map
 
 
@@ -98,28 +100,12 @@ def _check_positive_int(fn, name, value):
 
 def find_time(state):
     """The ``time`` leaf of the first dynopt state inside ``state``, or None."""
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        if "time" in state._fields and "count" in state._fields:
-            return state.time
-    if isinstance(state, tuple | list):
-        for child in state:
-            found = find_time(child)
-            if found is not None:
-                return found
-    return None
+    return find_field(state, "time", ("count",))
 
 
 def find_count(state):
     """The step count of the first optax/dynopt state inside ``state``, or None."""
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        if "count" in state._fields:
-            return state.count
-    if isinstance(state, tuple | list):
-        for child in state:
-            found = find_count(child)
-            if found is not None:
-                return found
-    return None
+    return find_field(state, "count")
 
 
 def _progress(total, enabled, desc):
