@@ -60,8 +60,18 @@ def hessian_vector_product(grad_fn, x, v, method: str = "hvp", epsilon=1e-6):
     )
 
 
+class _FirstOrderFlow:
+    """A first-order flow: its ODE state is the parameters themselves."""
+
+    def initial_state(self, params):
+        return params
+
+    def position(self, y):
+        return y
+
+
 @dataclasses.dataclass(frozen=True)
-class GradientFlow:
+class GradientFlow(_FirstOrderFlow):
     r"""Gradient flow :math:`x' = -\nabla f(x)`: explicit Euler gives GD/SGD.
 
     Attributes:
@@ -73,12 +83,6 @@ class GradientFlow:
     weight_decay: Any = 0.0
 
     order: int = dataclasses.field(default=1, init=False)
-
-    def initial_state(self, params):
-        return params
-
-    def position(self, y):
-        return y
 
     def vector_field(self, loss_fn):
         g = jax.grad(
@@ -176,7 +180,7 @@ class HessianDampedFlow(HeavyBallFlow):
 
 
 @dataclasses.dataclass(frozen=True)
-class ModifiedGradientFlow:
+class ModifiedGradientFlow(_FirstOrderFlow):
     r"""The modified equation of gradient descent (backward error analysis).
 
     .. math:: x' = -\nabla\Big(f + \frac{\eta}{4}\,|\nabla f|^2\Big)(x)
@@ -199,12 +203,6 @@ class ModifiedGradientFlow:
     learning_rate: Any
 
     order: int = dataclasses.field(default=2, init=False)
-
-    def initial_state(self, params):
-        return params
-
-    def position(self, y):
-        return y
 
     def vector_field(self, loss_fn):
         g = jax.grad(loss_fn)
