@@ -192,6 +192,14 @@ def check_nonnegative(fn: str, name: str, value) -> None:
     check_interval(fn, name, value, 0.0, math.inf, high_open=True)
 
 
+def check_count(fn: str, name: str, value, minimum: int = 1) -> None:
+    """A Python int ``>= minimum`` (sizes and step counts are static)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{fn}: `{name}` must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: `{name}` must be >= {minimum}, got {value!r}")
+
+
 def check_choice(fn: str, name: str, value, allowed: tuple) -> None:
     if value not in allowed:
         raise ValueError(f"{fn}: `{name}` must be one of {allowed}, got {value!r}")

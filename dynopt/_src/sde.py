@@ -44,8 +44,13 @@ import lineax
 import optax
 from jax.flatten_util import ravel_pytree
 
-from .base import check_choice, check_learning_rate, concrete_value, find_field
-from .noise import check_count
+from .base import (
+    check_choice,
+    check_count,
+    check_learning_rate,
+    concrete_value,
+    find_field,
+)
 
 tree_map = jax.tree_util.tree_map
 

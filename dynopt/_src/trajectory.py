@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .base import find_field
+from .base import check_count, find_field
 
 tree_map = jax.tree_util.tree_map
 
@@ -89,13 +89,6 @@ def check_loss_fn(fn: str, loss_fn, params) -> None:
         raise ValueError(
             f"{fn}: `loss_fn` must return a scalar, got output of shape {shape}"
         )
-
-
-def _check_positive_int(fn, name, value):
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{fn}: `{name}` must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{fn}: `{name}` must be >= 1, got {value!r}")
 
 
 def find_time(state):
@@ -183,8 +176,8 @@ def discrete_trajectory(
         )
     check_params(fn, params)
     check_loss_fn(fn, loss_fn, params)
-    _check_positive_int(fn, "num_steps", num_steps)
-    _check_positive_int(fn, "save_every", save_every)
+    check_count(fn, "num_steps", num_steps)
+    check_count(fn, "save_every", save_every)
     if num_steps % save_every:
         raise ValueError(
             f"{fn}: `num_steps` must be a multiple of `save_every` = {save_every}, "
@@ -194,7 +187,7 @@ def discrete_trajectory(
         steps_per_call = min(
             num_steps, max(save_every, 1000 // save_every * save_every)
         )
-    _check_positive_int(fn, "steps_per_call", steps_per_call)
+    check_count(fn, "steps_per_call", steps_per_call)
     if steps_per_call % save_every:
         raise ValueError(
             f"{fn}: `steps_per_call` must be a multiple of `save_every` = "
@@ -346,7 +339,7 @@ def continuous_trajectory(
     check_params(fn, params)
     check_loss_fn(fn, loss_fn, params)
     t = check_times(fn, times)
-    _check_positive_int(fn, "max_steps", max_steps)
+    check_count(fn, "max_steps", max_steps)
     dtype = jnp.result_type(float)
     params = tree_map(lambda a: jnp.asarray(a, dtype), params)
     start = float(getattr(flow, "start_time", 0.0))
