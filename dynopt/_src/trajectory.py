@@ -91,6 +91,14 @@ def check_loss_fn(fn: str, loss_fn, params) -> None:
         )
 
 
+def _check_multiple(fn, name, value, save_every):
+    if value % save_every:
+        raise ValueError(
+            f"{fn}: `{name}` must be a multiple of `save_every` = {save_every}, "
+            f"got {value!r}"
+        )
+
+
 def find_time(state):
     """The ``time`` leaf of the first dynopt state inside ``state``, or None."""
     return find_field(state, "time", ("count",))
@@ -178,21 +186,13 @@ def discrete_trajectory(
     check_loss_fn(fn, loss_fn, params)
     check_count(fn, "num_steps", num_steps)
     check_count(fn, "save_every", save_every)
-    if num_steps % save_every:
-        raise ValueError(
-            f"{fn}: `num_steps` must be a multiple of `save_every` = {save_every}, "
-            f"got {num_steps!r}"
-        )
+    _check_multiple(fn, "num_steps", num_steps, save_every)
     if steps_per_call is None:
         steps_per_call = min(
             num_steps, max(save_every, 1000 // save_every * save_every)
         )
     check_count(fn, "steps_per_call", steps_per_call)
-    if steps_per_call % save_every:
-        raise ValueError(
-            f"{fn}: `steps_per_call` must be a multiple of `save_every` = "
-            f"{save_every}, got {steps_per_call!r}"
-        )
+    _check_multiple(fn, "steps_per_call", steps_per_call, save_every)
     if position is None:
         position = getattr(optimizer, "ode_position", None)
     if position is None:
