@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -188,13 +187,9 @@ def main(argv=None) -> dict:
     if args.quick:
         args.steps, args.save_every, args.lrs, args.width = 200, 50, [0.3], 16
         args.stability_steps = 600
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
+    with _common.x64():
         cases = [CASES[0], CASES[2], CASES[4]] if args.quick else CASES
         rows_a, metrics_a, runs = stability_part(args.stability_steps, cases)
-    finally:
-        jax.config.update("jax_enable_x64", previous)
     _common.print_table(
         [
             "method",

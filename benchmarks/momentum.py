@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -152,14 +151,10 @@ def main(argv=None) -> dict:
     if args.quick:
         args.dim, args.steps, args.gammas, args.horizon = 10, 100, [0.1, 0.05], 2.0
         args.hb_steps = 50
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
+    with _common.x64():
         rows1, m1, curves = rates_part(args.dim, args.steps)
         rows2, m2, trajs = order_part(args.gammas, args.horizon)
         rows3, m3, hb_trajs = effective_rate_part(args.lr, args.beta, args.hb_steps)
-    finally:
-        jax.config.update("jax_enable_x64", previous)
     _common.print_table(
         [
             "method",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.special import j1
@@ -162,16 +161,12 @@ def main(argv=None) -> dict:
     if args.quick:
         args.cycle_steps, args.s, args.horizon = 60, [1.0, 0.25], 30.0
         args.products, args.stiff_steps = [0.5], 40
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
+    with _common.x64():
         rows1, m1, cycles = cycle_part(args.cycle_steps)
         rows2, m2, nag, lam = bessel_part(args.s, args.horizon)
         rows3, m3, stiff = stiff_part(
             args.stiffness, args.beta, args.products, args.stiff_steps
         )
-    finally:
-        jax.config.update("jax_enable_x64", previous)
     _common.print_table(
         ["method", "last three iterates", "|x_N|", "in R5 3-cycle"],
         rows1,

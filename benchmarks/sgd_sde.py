@@ -195,12 +195,8 @@ def main(argv=None) -> dict:
     )
     args = p.parse_args(argv)
     # Exact moments need float64; the caller's setting is restored afterwards.
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
+    with _common.x64():
         return _run(args)
-    finally:
-        jax.config.update("jax_enable_x64", previous)
 
 
 def _run(args) -> dict:

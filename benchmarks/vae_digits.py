@@ -125,29 +125,22 @@ def main(argv=None) -> dict:
     step = genvi.gradient_step(loss_fn, optimizer, graphdef)
     progress = sys.stderr.isatty()
 
+    def timed_train(start_state, num_steps, show_progress):
+        start = time.perf_counter()
+        trained, history = genvi.train(
+            step,
+            start_state,
+            data=x_train,
+            num_steps=num_steps,
+            steps_per_call=args.steps_per_call,
+            progress=show_progress,
+        )
+        jax.block_until_ready(trained)
+        return trained, history, time.perf_counter() - start
+
     # One call compiles; the timed run below reuses the compiled scan.
-    start = time.perf_counter()
-    warm, _ = genvi.train(
-        step,
-        state,
-        data=x_train,
-        num_steps=args.steps_per_call,
-        steps_per_call=args.steps_per_call,
-        progress=False,
-    )
-    jax.block_until_ready(warm)
-    first_call_s = time.perf_counter() - start
-    start = time.perf_counter()
-    state, history = genvi.train(
-        step,
-        state,
-        data=x_train,
-        num_steps=args.steps,
-        steps_per_call=args.steps_per_call,
-        progress=progress,
-    )
-    jax.block_until_ready(state)
-    train_s = time.perf_counter() - start
+    _, _, first_call_s = timed_train(state, args.steps_per_call, False)
+    state, history, train_s = timed_train(state, args.steps, progress)
     steps_per_s = args.steps / train_s
     encoder, decoder = genvi.merge_model(graphdef, state)
 

@@ -192,6 +192,14 @@ def check_nonnegative(fn: str, name: str, value) -> None:
     check_interval(fn, name, value, 0.0, math.inf, high_open=True)
 
 
+def check_count(fn: str, name: str, value, minimum: int = 1) -> None:
+    """A Python int ``>= minimum`` (sizes and step counts are static)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{fn}: `{name}` must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: `{name}` must be >= {minimum}, got {value!r}")
+
+
 def check_choice(fn: str, name: str, value, allowed: tuple) -> None:
     if value not in allowed:
         raise ValueError(f"{fn}: `{name}` must be one of {allowed}, got {value!r}")
@@ -256,3 +264,21 @@ def get_hyperparams(state) -> dict:
             except ValueError:
                 pass
     raise ValueError("get_hyperparams: the state holds no dynopt hyperparameters")
+
+
+def find_field(state, field: str, required: tuple[str, ...] = ()):
+    """The ``field`` leaf of the first NamedTuple in a nested state, or None.
+
+    Searches ``state`` depth first (``optax.chain`` and other tuple nests) for a
+    NamedTuple that has ``field`` and every name in ``required`` among its
+    fields.
+    """
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        if field in state._fields and all(r in state._fields for r in required):
+            return getattr(state, field)
+    if isinstance(state, tuple | list):
+        for child in state:
+            found = find_field(child, field, required)
+            if found is not None:
+                return found
+    return None

@@ -60,8 +60,28 @@ def hessian_vector_product(grad_fn, x, v, method: str = "hvp", epsilon=1e-6):
     )
 
 
+class _FirstOrderFlow:
+    """A first-order flow: its ODE state is the parameters themselves."""
+
+    def initial_state(self, params):
+        return params
+
+    def position(self, y):
+        return y
+
+
+class _PositionVelocityFlow:
+    """A second-order flow on ``(x, v)`` that starts at rest, ``v(0) = 0``."""
+
+    def initial_state(self, params):
+        return (params, tree_map(jnp.zeros_like, params))
+
+    def position(self, y):
+        return y[0]
+
+
 @dataclasses.dataclass(frozen=True)
-class GradientFlow:
+class GradientFlow(_FirstOrderFlow):
     r"""Gradient flow :math:`x' = -\nabla f(x)`: explicit Euler gives GD/SGD.
 
     Attributes:
@@ -73,12 +93,6 @@ class GradientFlow:
     weight_decay: Any = 0.0
 
     order: int = dataclasses.field(default=1, init=False)
-
-    def initial_state(self, params):
-        return params
-
-    def position(self, y):
-        return y
 
     def vector_field(self, loss_fn):
         g = jax.grad(
@@ -92,7 +106,7 @@ class GradientFlow:
 
 
 @dataclasses.dataclass(frozen=True)
-class HeavyBallFlow:
+class HeavyBallFlow(_PositionVelocityFlow):
     r"""Damped heavy ball :math:`x'' + \lambda x' + \nabla f(x) = 0`.
 
     As a first-order system on ``(x, v)``: :math:`x' = v`,
@@ -110,12 +124,6 @@ class HeavyBallFlow:
     weight_decay: Any = 0.0
 
     order: int = dataclasses.field(default=2, init=False)
-
-    def initial_state(self, params):
-        return (params, tree_map(jnp.zeros_like, params))
-
-    def position(self, y):
-        return y[0]
 
     def _grad(self, loss_fn):
         return jax.grad(
@@ -176,7 +184,7 @@ class HessianDampedFlow(HeavyBallFlow):
 
 
 @dataclasses.dataclass(frozen=True)
-class ModifiedGradientFlow:
+class ModifiedGradientFlow(_FirstOrderFlow):
     r"""The modified equation of gradient descent (backward error analysis).
 
     .. math:: x' = -\nabla\Big(f + \frac{\eta}{4}\,|\nabla f|^2\Big)(x)
@@ -200,12 +208,6 @@ class ModifiedGradientFlow:
 
     order: int = dataclasses.field(default=2, init=False)
 
-    def initial_state(self, params):
-        return params
-
-    def position(self, y):
-        return y
-
     def vector_field(self, loss_fn):
         g = jax.grad(loss_fn)
 
@@ -218,7 +220,7 @@ class ModifiedGradientFlow:
 
 
 @dataclasses.dataclass(frozen=True)
-class SuBoydCandesFlow:
+class SuBoydCandesFlow(_PositionVelocityFlow):
     r"""Su-Boyd-Candes ODE, the low-resolution limit of Nesterov's NAG-C.
 
     .. math:: x'' + \frac{r}{t}\,x' + \nabla f(x) = 0, \qquad
@@ -256,7 +258,7 @@ class SuBoydCandesFlow:
 
     def initial_state(self, params):
         """The state at ``t = 0`` (at rest); see :meth:`series_start`."""
-        return (params, tree_map(jnp.zeros_like, params))
+        return super().initial_state(params)
 
     def series_start(self, loss_fn, params):
         """The state ``(x, v)`` at ``start_time`` from the power series."""
@@ -265,9 +267,6 @@ class SuBoydCandesFlow:
         x = tree_map(lambda p, gi: p - t0**2 / (2 * (1 + self.r)) * gi, params, g0)
         v = tree_map(lambda gi: -t0 / (1 + self.r) * gi, g0)
         return (x, v)
-
-    def position(self, y):
-        return y[0]
 
     def vector_field(self, loss_fn):
         g = jax.grad(loss_fn)
@@ -281,7 +280,7 @@ class SuBoydCandesFlow:
 
 
 @dataclasses.dataclass(frozen=True)
-class HighResolutionFlow:
+class HighResolutionFlow(_PositionVelocityFlow):
     r"""High-resolution ODE of a momentum method (Shi, Du, Jordan, Su).
 
     .. math:: x'' + (\lambda + c\,\nabla^2 f(x))\,x' + (1 + \sigma)\,\nabla f(x) = 0
@@ -318,12 +317,6 @@ class HighResolutionFlow:
     epsilon: float = 1e-6
 
     order: int = dataclasses.field(default=1, init=False)
-
-    def initial_state(self, params):
-        return (params, tree_map(jnp.zeros_like, params))
-
-    def position(self, y):
-        return y[0]
 
     def vector_field(self, loss_fn):
         g = jax.grad(loss_fn)

@@ -55,14 +55,6 @@ def check_positive(fn: str, name: str, value) -> None:
         raise ValueError(f"{fn}: `{name}` must be > 0, got {value!r}")
 
 
-def check_count(fn: str, name: str, value, minimum: int = 1) -> None:
-    """A Python int ``>= minimum`` (sizes and step counts are static)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{fn}: `{name}` must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{fn}: `{name}` must be >= {minimum}, got {value!r}")
-
-
 def _check_batch(fn: str, batch) -> int:
     leaves = jax.tree_util.tree_leaves(batch)
     if not leaves:

@@ -44,8 +44,13 @@ import lineax
 import optax
 from jax.flatten_util import ravel_pytree
 
-from .base import check_choice, check_learning_rate, concrete_value
-from .noise import check_count
+from .base import (
+    check_choice,
+    check_count,
+    check_learning_rate,
+    concrete_value,
+    find_field,
+)
 
 tree_map = jax.tree_util.tree_map
 
@@ -399,18 +404,7 @@ def _sme_impl(
 
 def _find_time(state):
     """The ODE time in a (nested) dynopt state, or None for other optimisers."""
-    if (
-        isinstance(state, tuple)
-        and hasattr(state, "_fields")
-        and "time" in (state._fields)
-    ):
-        return state.time
-    if isinstance(state, tuple | list):
-        for child in state:
-            t = _find_time(child)
-            if t is not None:
-                return t
-    return None
+    return find_field(state, "time")
 
 
 def noisy_paths(

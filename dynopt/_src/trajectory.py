@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .base import check_count, find_field
+
 tree_map = jax.tree_util.tree_map
 
 
@@ -89,37 +91,22 @@ def check_loss_fn(fn: str, loss_fn, params) -> None:
         )
 
 
-def _check_positive_int(fn, name, value):
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{fn}: `{name}` must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{fn}: `{name}` must be >= 1, got {value!r}")
+def _check_multiple(fn, name, value, save_every):
+    if value % save_every:
+        raise ValueError(
+            f"{fn}: `{name}` must be a multiple of `save_every` = {save_every}, "
+            f"got {value!r}"
+        )
 
 
 def find_time(state):
     """The ``time`` leaf of the first dynopt state inside ``state``, or None."""
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        if "time" in state._fields and "count" in state._fields:
-            return state.time
-    if isinstance(state, tuple | list):
-        for child in state:
-            found = find_time(child)
-            if found is not None:
-                return found
-    return None
+    return find_field(state, "time", ("count",))
 
 
 def find_count(state):
     """The step count of the first optax/dynopt state inside ``state``, or None."""
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        if "count" in state._fields:
-            return state.count
-    if isinstance(state, tuple | list):
-        for child in state:
-            found = find_count(child)
-            if found is not None:
-                return found
-    return None
+    return find_field(state, "count")
 
 
 def _progress(total, enabled, desc):
@@ -197,23 +184,15 @@ def discrete_trajectory(
         )
     check_params(fn, params)
     check_loss_fn(fn, loss_fn, params)
-    _check_positive_int(fn, "num_steps", num_steps)
-    _check_positive_int(fn, "save_every", save_every)
-    if num_steps % save_every:
-        raise ValueError(
-            f"{fn}: `num_steps` must be a multiple of `save_every` = {save_every}, "
-            f"got {num_steps!r}"
-        )
+    check_count(fn, "num_steps", num_steps)
+    check_count(fn, "save_every", save_every)
+    _check_multiple(fn, "num_steps", num_steps, save_every)
     if steps_per_call is None:
         steps_per_call = min(
             num_steps, max(save_every, 1000 // save_every * save_every)
         )
-    _check_positive_int(fn, "steps_per_call", steps_per_call)
-    if steps_per_call % save_every:
-        raise ValueError(
-            f"{fn}: `steps_per_call` must be a multiple of `save_every` = "
-            f"{save_every}, got {steps_per_call!r}"
-        )
+    check_count(fn, "steps_per_call", steps_per_call)
+    _check_multiple(fn, "steps_per_call", steps_per_call, save_every)
     if position is None:
         position = getattr(optimizer, "ode_position", None)
     if position is None:
@@ -360,7 +339,7 @@ def continuous_trajectory(
     check_params(fn, params)
     check_loss_fn(fn, loss_fn, params)
     t = check_times(fn, times)
-    _check_positive_int(fn, "max_steps", max_steps)
+    check_count(fn, "max_steps", max_steps)
     dtype = jnp.result_type(float)
     params = tree_map(lambda a: jnp.asarray(a, dtype), params)
     start = float(getattr(flow, "start_time", 0.0))

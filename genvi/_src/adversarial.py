@@ -188,7 +188,10 @@ def _check_optional_weight(fn: str, name: str, value) -> None:
         raise ValueError(f"{fn}: `{name}` must be >= 0, got {value!r}")
 
 
-def _check_common(fn, *, latent_dim, batch_size, n_d, n_g, ema_decay, optimizers):
+def _check_common(
+    fn, latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay
+) -> dict:
+    """Checks the arguments every trainer shares; returns ``_engine``'s schedule."""
     _check_int(fn, "latent_dim", latent_dim)
     _check_int(fn, "batch_size", batch_size)
     _check_int(fn, "n_d", n_d)
@@ -199,12 +202,28 @@ def _check_common(fn, *, latent_dim, batch_size, n_d, n_g, ema_decay, optimizers
         raise ValueError(
             f"{fn}: `ema_decay` must satisfy 0 <= ema_decay < 1, got {ema_decay!r}"
         )
+    optimizers = {"g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
     for name, opt in optimizers.items():
         if not isinstance(opt, optax.GradientTransformation):
             raise TypeError(
                 f"{fn}: `{name}` must be an optax.GradientTransformation (optax or "
                 f"dynopt), got {opt!r}"
             )
+    return {**optimizers, "n_d": n_d, "n_g": n_g}
+
+
+def _with_loss(out: LossOut) -> LossOut:
+    """``out`` with its loss also reported among the metrics as ``loss``."""
+    return LossOut(out.loss, {**out.aux, "loss": out.loss})
+
+
+def _prior_sampler(net: _Net, name: str, latent_dim: int):
+    """``sample``: ``net`` (the generator-side network ``name``) on N(0, I) noise."""
+
+    def sampler(gen, key, count):
+        return net(gen[name], jax.random.normal(key, (count, latent_dim)))
+
+    return sampler
 
 
 def _engine(
@@ -360,14 +379,8 @@ def gan_trainer(
       arXiv:1801.04406; Z. Lin et al., *PacGAN*, NeurIPS 2018, arXiv:1712.04086.
     """
     fn = "gan_trainer"
-    _check_common(
-        fn,
-        latent_dim=latent_dim,
-        batch_size=batch_size,
-        n_d=n_d,
-        n_g=n_g,
-        ema_decay=ema_decay,
-        optimizers={"g_optimizer": g_optimizer, "d_optimizer": d_optimizer},
+    schedule = _check_common(
+        fn, latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay
     )
     _check_int(fn, "pack_size", pack_size)
     _check_optional_weight(fn, "reg_weight", reg_weight)
@@ -411,26 +424,20 @@ def gan_trainer(
             fake_old,
             reg_weight=hyper["reg_weight"],
         )
-        return LossOut(out.loss, {**out.aux, "loss": out.loss})
-
-    def sampler(gen, key, count):
-        return generator(gen["generator"], noise(key, count))
+        return _with_loss(out)
 
     return _engine(
         {"generator": generator},
         discriminator,
-        g_optimizer=g_optimizer,
-        d_optimizer=d_optimizer,
         d_loss=d_loss,
         g_loss=g_loss,
-        sampler=sampler,
-        n_d=n_d,
-        n_g=n_g,
+        sampler=_prior_sampler(generator, "generator", latent_dim),
         hyper={
             "reg_weight": reg_weight,
             "r1_weight": 0.0 if r1_weight is None else r1_weight,
             "ema_decay": ema_decay,
         },
+        **schedule,
     )
 
 
@@ -481,14 +488,8 @@ def aae_trainer(
       J. Su, 2018, arXiv:1807.05936.
     """
     fn = "aae_trainer"
-    _check_common(
-        fn,
-        latent_dim=latent_dim,
-        batch_size=batch_size,
-        n_d=n_d,
-        n_g=n_g,
-        ema_decay=ema_decay,
-        optimizers={"g_optimizer": g_optimizer, "d_optimizer": d_optimizer},
+    schedule = _check_common(
+        fn, latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay
     )
     _check_optional_weight(fn, "reconstruction_weight", reconstruction_weight)
     _check_optional_weight(fn, "reg_weight", reg_weight)
@@ -503,7 +504,7 @@ def aae_trainer(
         out = aae_discriminator_loss(
             discriminator(disc, prior), discriminator(disc, codes)
         )
-        return LossOut(out.loss, {**out.aux, "loss": out.loss})
+        return _with_loss(out)
 
     def g_loss(gen, gen_old, disc, key, hyper, data):
         x = draw(data_sampler, key, batch_size, data)
@@ -517,26 +518,20 @@ def aae_trainer(
             codes_old=encoder(gen_old["encoder"], x),
             reg_weight=hyper["reg_weight"],
         )
-        return LossOut(out.loss, {**out.aux, "loss": out.loss})
-
-    def sampler(gen, key, count):
-        return decoder(gen["decoder"], jax.random.normal(key, (count, latent_dim)))
+        return _with_loss(out)
 
     return _engine(
         {"encoder": encoder, "decoder": decoder},
         discriminator,
-        g_optimizer=g_optimizer,
-        d_optimizer=d_optimizer,
         d_loss=d_loss,
         g_loss=g_loss,
-        sampler=sampler,
-        n_d=n_d,
-        n_g=n_g,
+        sampler=_prior_sampler(decoder, "decoder", latent_dim),
         hyper={
             "reg_weight": reg_weight,
             "reconstruction_weight": reconstruction_weight,
             "ema_decay": ema_decay,
         },
+        **schedule,
     )
 
 
@@ -585,14 +580,8 @@ def ali_trainer(
       2017, arXiv:1605.09782; J. Su, 2018, arXiv:1807.05936.
     """
     fn = "ali_trainer"
-    _check_common(
-        fn,
-        latent_dim=latent_dim,
-        batch_size=batch_size,
-        n_d=n_d,
-        n_g=n_g,
-        ema_decay=ema_decay,
-        optimizers={"g_optimizer": g_optimizer, "d_optimizer": d_optimizer},
+    schedule = _check_common(
+        fn, latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay
     )
     if variant not in ALI_VARIANTS:
         raise ValueError(
@@ -615,26 +604,20 @@ def ali_trainer(
 
     def d_loss(disc, gen, key, hyper, data):
         out = ali_discriminator_loss(*logits(disc, gen, key, data))
-        return LossOut(out.loss, {**out.aux, "loss": out.loss})
+        return _with_loss(out)
 
     def g_loss(gen, gen_old, disc, key, hyper, data):
         out = ali_generator_loss(*logits(disc, gen, key, data), variant=variant)
-        return LossOut(out.loss, {**out.aux, "loss": out.loss})
-
-    def sampler(gen, key, count):
-        return generator(gen["generator"], jax.random.normal(key, (count, latent_dim)))
+        return _with_loss(out)
 
     return _engine(
         {"generator": generator, "encoder": encoder},
         discriminator,
-        g_optimizer=g_optimizer,
-        d_optimizer=d_optimizer,
         d_loss=d_loss,
         g_loss=g_loss,
-        sampler=sampler,
-        n_d=n_d,
-        n_g=n_g,
+        sampler=_prior_sampler(generator, "generator", latent_dim),
         hyper={"ema_decay": ema_decay},
+        **schedule,
     )
 
 

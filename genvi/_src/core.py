@@ -210,14 +210,26 @@ def elbo_terms(
     return _elbo_terms("elbo_terms", key, x, encoder, decoder, likelihood, num_samples)
 
 
-def _elbo_terms(fn, key, x, encoder, decoder, likelihood, num_samples) -> ElboTerms:
-    """:func:`elbo_terms` with ``fn`` naming the public caller in error messages."""
+def _encode_sample_decode(fn, key, x, encoder, decoder, likelihood, num_samples):
+    """Checks the arguments of ``fn``; returns ``mean, logvar, z, log q(x|z)``.
+
+    ``z`` are ``num_samples`` reparameterised draws from the encoder, shape
+    ``(num_samples, batch, *latent_shape)``; ``log q(x|z)`` has shape
+    ``(num_samples, batch)``.
+    """
     check_likelihood(fn, likelihood)
     num_samples = check_num_samples(fn, num_samples)
     x = _check_x(fn, x)
     mean, logvar = _encode(fn, x, encoder)
     z = reparameterize(key, mean, logvar, num_samples)
-    log_px = _decode_log_prob(fn, x, z, decoder, likelihood)
+    return mean, logvar, z, _decode_log_prob(fn, x, z, decoder, likelihood)
+
+
+def _elbo_terms(fn, key, x, encoder, decoder, likelihood, num_samples) -> ElboTerms:
+    """:func:`elbo_terms` with ``fn`` naming the public caller in error messages."""
+    mean, logvar, _, log_px = _encode_sample_decode(
+        fn, key, x, encoder, decoder, likelihood, num_samples
+    )
     kl = gaussian_kl(mean, logvar, event_ndims=mean.ndim - 1)
     return ElboTerms(reconstruction=-jnp.mean(log_px, axis=0), kl=kl)
 
@@ -258,13 +270,10 @@ def _importance_log_weights(
     fn, key, x, encoder, decoder, likelihood, num_samples
 ) -> jax.Array:
     """:func:`importance_log_weights` naming the public caller in error messages."""
-    check_likelihood(fn, likelihood)
-    num_samples = check_num_samples(fn, num_samples)
-    x = _check_x(fn, x)
-    mean, logvar = _encode(fn, x, encoder)
-    z = reparameterize(key, mean, logvar, num_samples)
+    mean, logvar, z, log_px = _encode_sample_decode(
+        fn, key, x, encoder, decoder, likelihood, num_samples
+    )
     latent_ndims = mean.ndim - 1
-    log_px = _decode_log_prob(fn, x, z, decoder, likelihood)
     log_prior = gaussian_log_prob(z, 0.0, 0.0, event_ndims=latent_ndims)
     log_posterior = gaussian_log_prob(z, mean, logvar, event_ndims=latent_ndims)
     return log_px + log_prior - log_posterior

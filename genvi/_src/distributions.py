@@ -147,16 +147,23 @@ def reparameterize(
     return mean + jnp.exp(0.5 * logvar) * eps
 
 
+def check_positive_int(fn: str, name: str, value) -> int:
+    """Return ``value`` as an int; raise unless it is an integer >= 1.
+
+    Booleans and traced values are refused: such counts fix shapes or loops.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{fn}: `{name}` must be an int >= 1, got {type(value).__name__} {value!r}"
+        )
+    if value < 1:
+        raise ValueError(f"{fn}: `{name}` must be >= 1, got {value!r}")
+    return int(value)
+
+
 def check_num_samples(fn: str, num_samples) -> int:
     """Return ``num_samples`` as an int; raise unless it is an integer >= 1.
 
     Booleans and traced values are refused: the number of samples fixes a shape.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral):
-        raise TypeError(
-            f"{fn}: `num_samples` must be an int >= 1, got "
-            f"{type(num_samples).__name__} {num_samples!r}"
-        )
-    if num_samples < 1:
-        raise ValueError(f"{fn}: `num_samples` must be >= 1, got {num_samples!r}")
-    return int(num_samples)
+    return check_positive_int(fn, "num_samples", num_samples)

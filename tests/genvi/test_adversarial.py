@@ -108,16 +108,20 @@ def test_ema_of_generator_weights():
 def test_r1_penalty_matches_hand_computation():
     # A linear discriminator logit w . x + b has input gradient w: R1 = |w|^2.
     gamma = 4.0
-    trainer = genvi.gan_trainer(
-        lambda rngs: genvi.MLP((2, 8, 2), rngs=rngs),
-        lambda rngs: nnx.Linear(2, 1, rngs=rngs),
-        _data,
-        latent_dim=2,
-        batch_size=16,
-        g_optimizer=optax.sgd(0.0),
-        d_optimizer=optax.sgd(0.1),
-        r1_weight=gamma,
-    )
+
+    def make(**kwargs):
+        return genvi.gan_trainer(
+            lambda rngs: genvi.MLP((2, 8, 2), rngs=rngs),
+            lambda rngs: nnx.Linear(2, 1, rngs=rngs),
+            _data,
+            latent_dim=2,
+            batch_size=16,
+            g_optimizer=optax.sgd(0.0),
+            d_optimizer=optax.sgd(0.1),
+            **kwargs,
+        )
+
+    trainer = make(r1_weight=gamma)
     state = trainer.init(jax.random.PRNGKey(4))
     new, metrics = jax.jit(trainer.step)(state)
     w = np.asarray(state.params["discriminator"]["kernel"][...])
@@ -129,15 +133,7 @@ def test_r1_penalty_matches_hand_computation():
     )
     # The penalty's gradient gamma * w enters the SGD step: compare with a run
     # without R1 from the same state and key.
-    plain = genvi.gan_trainer(
-        lambda rngs: genvi.MLP((2, 8, 2), rngs=rngs),
-        lambda rngs: nnx.Linear(2, 1, rngs=rngs),
-        _data,
-        latent_dim=2,
-        batch_size=16,
-        g_optimizer=optax.sgd(0.0),
-        d_optimizer=optax.sgd(0.1),
-    )
+    plain = make()
     new_plain, _ = jax.jit(plain.step)(state)
     w_r1 = np.asarray(new.params["discriminator"]["kernel"][...])
     w_plain = np.asarray(new_plain.params["discriminator"]["kernel"][...])

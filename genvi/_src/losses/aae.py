@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core import LossOut
-from .gan import binary_cross_entropy, check_logits, check_weight
+from .gan import check_logits, check_weight, discriminator_bce
 
 
 def aae_discriminator_loss(prior_logits: jax.Array, code_logits: jax.Array) -> LossOut:
@@ -65,15 +65,11 @@ def aae_discriminator_loss(prior_logits: jax.Array, code_logits: jax.Array) -> L
     References:
       A. Makhzani et al., *Adversarial autoencoders*, 2016, arXiv:1511.05644.
     """
-    check_logits(
+    return discriminator_bce(
         "aae_discriminator_loss",
         ("prior_logits", "code_logits"),
         prior_logits,
         code_logits,
-    )
-    out = binary_cross_entropy(prior_logits, code_logits)
-    return LossOut(
-        out.loss, {"prior": out.aux["positive"], "code": out.aux["negative"]}
     )
 
 

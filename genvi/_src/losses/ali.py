@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core import LossOut
-from .gan import binary_cross_entropy, check_logits
+from .gan import check_logits, discriminator_bce
 
 ALI_VARIANTS = ("derived", "minimax")
 
@@ -73,15 +73,11 @@ def ali_discriminator_loss(
       V. Dumoulin et al., *Adversarially learned inference*, 2017,
       arXiv:1606.00704.
     """
-    check_logits(
+    return discriminator_bce(
         "ali_discriminator_loss",
         ("encoder_logits", "generator_logits"),
         encoder_logits,
         generator_logits,
-    )
-    out = binary_cross_entropy(encoder_logits, generator_logits)
-    return LossOut(
-        out.loss, {"encoder": out.aux["positive"], "generator": out.aux["negative"]}
     )
 
 

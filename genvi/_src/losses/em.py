@@ -40,6 +40,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ..distributions import check_positive_int
+
 
 class GMMParams(NamedTuple):
     r"""Parameters of a Gaussian mixture with full covariances.
@@ -244,15 +246,9 @@ def gmm_em(
     """
     fn = "gmm_em"
     x, init_params = _check(fn, x, init_params)
-    if isinstance(num_iters, bool) or not isinstance(num_iters, numbers.Integral):
-        raise TypeError(
-            f"{fn}: `num_iters` must be an int >= 1, got {type(num_iters).__name__} "
-            f"{num_iters!r}"
-        )
-    if num_iters < 1:
-        raise ValueError(f"{fn}: `num_iters` must be >= 1, got {num_iters!r}")
+    num_iters = check_positive_int(fn, "num_iters", num_iters)
     _check_reg(fn, reg_covar)
-    return _gmm_em(x, init_params, int(num_iters), reg_covar)
+    return _gmm_em(x, init_params, num_iters, reg_covar)
 
 
 @functools.partial(jax.jit, static_argnums=2)

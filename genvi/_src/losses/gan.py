@@ -84,6 +84,20 @@ def binary_cross_entropy(
     return LossOut(pos + neg, {"positive": pos, "negative": neg})
 
 
+def discriminator_bce(
+    fn: str, names: tuple[str, str], positive_logits, negative_logits
+) -> LossOut:
+    """Checked :func:`binary_cross_entropy`, its terms named after the arguments.
+
+    ``names`` are the argument names of ``fn`` (for the error messages); the
+    aux keys drop their ``_logits`` suffix (``real_logits`` -> ``real``).
+    """
+    check_logits(fn, names, positive_logits, negative_logits)
+    out = binary_cross_entropy(positive_logits, negative_logits)
+    pos, neg = (name.removesuffix("_logits") for name in names)
+    return LossOut(out.loss, {pos: out.aux["positive"], neg: out.aux["negative"]})
+
+
 def gan_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> LossOut:
     r"""The discriminator's loss: summed binary cross-entropy, real vs fake.
 
@@ -118,14 +132,12 @@ def gan_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> Lo
       J. Su, *Variational inference: a unified framework of generative models
       and some revelations*, 2018, arXiv:1807.05936.
     """
-    check_logits(
+    return discriminator_bce(
         "gan_discriminator_loss",
         ("real_logits", "fake_logits"),
         real_logits,
         fake_logits,
     )
-    out = binary_cross_entropy(real_logits, fake_logits)
-    return LossOut(out.loss, {"real": out.aux["positive"], "fake": out.aux["negative"]})
 
 
 def gan_generator_loss(

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from collections.abc import Callable
 
 import jax
@@ -43,7 +42,7 @@ from ..core import (
     check_likelihood,
     log_mean_exp,
 )
-from ..distributions import check_num_samples
+from ..distributions import check_num_samples, check_positive_int
 
 
 def vae_loss(
@@ -148,16 +147,6 @@ def iwae_bound(
     return log_mean_exp(log_w, axis=0)
 
 
-def _check_positive_int(fn: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{fn}: `{name}` must be an int >= 1, got {type(value).__name__} {value!r}"
-        )
-    if value < 1:
-        raise ValueError(f"{fn}: `{name}` must be >= 1, got {value!r}")
-    return int(value)
-
-
 def iwae_log_likelihood(
     key: jax.Array,
     x: jax.Array,
@@ -204,8 +193,8 @@ def iwae_log_likelihood(
     fn = "iwae_log_likelihood"
     check_likelihood(fn, likelihood)
     num_samples = check_num_samples(fn, num_samples)
-    batch_size = _check_positive_int(fn, "batch_size", batch_size)
-    samples_per_chunk = _check_positive_int(fn, "samples_per_chunk", samples_per_chunk)
+    batch_size = check_positive_int(fn, "batch_size", batch_size)
+    samples_per_chunk = check_positive_int(fn, "samples_per_chunk", samples_per_chunk)
     x = _check_x(fn, x)
     n = x.shape[0]
     if n == 0:
