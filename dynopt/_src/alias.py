@@ -400,6 +400,9 @@ def _momentum_family(
             f"got {dampening!r}"
         )
     values = {"learning_rate": learning_rate, "beta": beta, "dampening": dampening}
+    # With no dampening and the zero start the gradient's coefficient is 1 at every
+    # step (optax's ``g + beta m``); a traced dampening keeps the general form.
+    plain_buffer = init_velocity == "zero" and d_value == 0
     acc_dtype = None if accumulator_dtype is None else jnp.dtype(accumulator_dtype)
 
     def init_fn(params):
@@ -426,6 +429,8 @@ def _momentum_family(
         def buffer(gi, mi):
             dt = mi.dtype
             gi = gi.astype(dt)
+            if plain_buffer:  # c == 1 at every step: skip a multiply per leaf
+                return gi + b.astype(dt) * mi
             return c.astype(dt) * gi + b.astype(dt) * mi
 
         new_m = tree_map(buffer, g, state.momentum)
