@@ -14,7 +14,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .base import Clock, Dynamics, Optimizer, Scheme, as_hyperparam, check_learning_rate
+from .base import (
+    Clock,
+    Dynamics,
+    Optimizer,
+    Scheme,
+    as_hyperparam,
+    check_learning_rate,
+    clock_start,
+)
 from .flows import GradientFlow, SuBoydCandesFlow
 
 tree_map = jax.tree_util.tree_map
@@ -132,8 +140,7 @@ def nag_c(learning_rate: float | jax.Array | optax.Schedule) -> Optimizer:
 
     def init_fn(params):
         return NagCState(
-            count=jnp.zeros([], jnp.int32),
-            time=jnp.zeros([], jnp.result_type(float)),
+            **clock_start(),
             hyperparams=_stored(learning_rate),
             delta=tree_map(jnp.zeros_like, params),
         )
@@ -263,8 +270,7 @@ def heun(
     def init_fn(params):
         del params
         return HeunState(
-            count=jnp.zeros([], jnp.int32),
-            time=jnp.zeros([], jnp.result_type(float)),
+            **clock_start(),
             hyperparams=_stored(learning_rate),
         )
 

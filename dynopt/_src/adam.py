@@ -29,6 +29,8 @@ from .base import (
     check_interval,
     check_learning_rate,
     check_nonnegative,
+    clock_start,
+    zeros_like_tree,
 )
 from .flows import objective
 
@@ -198,15 +200,13 @@ def adam(
         "eps": eps,
         "eps_root": eps_root,
     }
-    acc_dtype = None if accumulator_dtype is None else jnp.dtype(accumulator_dtype)
 
     def init_fn(params):
         return AdamState(
-            count=jnp.zeros([], jnp.int32),
-            time=jnp.zeros([], jnp.result_type(float)),
+            **clock_start(),
             hyperparams=_init_hyperparams(values),
-            mu=tree_map(lambda p: jnp.zeros_like(p, dtype=acc_dtype), params),
-            nu=tree_map(lambda p: jnp.zeros_like(p, dtype=acc_dtype), params),
+            mu=zeros_like_tree(params, accumulator_dtype),
+            nu=zeros_like_tree(params, accumulator_dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -39,7 +39,9 @@ from .base import (
     check_interval,
     check_learning_rate,
     check_nonnegative,
+    clock_start,
     concrete_value,
+    zeros_like_tree,
 )
 from .flows import GradientFlow, HeavyBallFlow, HessianDampedFlow
 from .maps import momentum_to_ode
@@ -190,8 +192,7 @@ def sgd(
     def init_fn(params):
         del params
         return SgdState(
-            count=jnp.zeros([], jnp.int32),
-            time=jnp.zeros([], jnp.result_type(float)),
+            **clock_start(),
             hyperparams=_init_hyperparams(values),
         )
 
@@ -403,14 +404,12 @@ def _momentum_family(
     # With no dampening and the zero start the gradient's coefficient is 1 at every
     # step (optax's ``g + beta m``); a traced dampening keeps the general form.
     plain_buffer = init_velocity == "zero" and d_value == 0
-    acc_dtype = None if accumulator_dtype is None else jnp.dtype(accumulator_dtype)
 
     def init_fn(params):
         return MomentumState(
-            count=jnp.zeros([], jnp.int32),
-            time=jnp.zeros([], jnp.result_type(float)),
+            **clock_start(),
             hyperparams=_init_hyperparams(values),
-            momentum=tree_map(lambda p: jnp.zeros_like(p, dtype=acc_dtype), params),
+            momentum=zeros_like_tree(params, accumulator_dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):

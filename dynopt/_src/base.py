@@ -205,6 +205,20 @@ def check_choice(fn: str, name: str, value, allowed: tuple) -> None:
         raise ValueError(f"{fn}: `{name}` must be one of {allowed}, got {value!r}")
 
 
+def clock_start() -> dict:
+    """The ``count`` and ``time`` leaves every dynopt state starts with (0, 0)."""
+    return {
+        "count": jnp.zeros([], jnp.int32),
+        "time": jnp.zeros([], jnp.result_type(float)),
+    }
+
+
+def zeros_like_tree(params, dtype=None):
+    """A zero buffer per leaf, in ``dtype`` (default: each leaf's own dtype)."""
+    dtype = None if dtype is None else jnp.dtype(dtype)
+    return jax.tree_util.tree_map(lambda p: jnp.zeros_like(p, dtype=dtype), params)
+
+
 def as_hyperparam(value, count=None):
     """A hyperparameter as a float array leaf (schedules evaluated at ``count``)."""
     if callable(value):
