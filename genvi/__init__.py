@@ -2,9 +2,6 @@
 
 from ._src.adversarial import Adversarial as Adversarial
 from ._src.adversarial import AdversarialState as AdversarialState
-from ._src.adversarial import aae_trainer as aae_trainer
-from ._src.adversarial import ali_trainer as ali_trainer
-from ._src.adversarial import gan_trainer as gan_trainer
 from ._src.adversarial import pack as pack
 from ._src.adversarial import run_cycles as run_cycles
 from ._src.checkpoint import latest_checkpoint as latest_checkpoint
@@ -70,6 +67,9 @@ from ._src.train import merge_model as merge_model
 from ._src.train import sample_batch as sample_batch
 from ._src.train import shard_batch as shard_batch
 from ._src.train import train as train
+from ._src.trainers import aae_trainer as aae_trainer
+from ._src.trainers import ali_trainer as ali_trainer
+from ._src.trainers import gan_trainer as gan_trainer
 
 __all__ = [
     "Adversarial",
