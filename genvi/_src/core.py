@@ -5,12 +5,21 @@ r"""Variational inference on joint distributions: the core terms.
       + \mathbb{E}_{\tilde p(x)} \mathrm{KL}(p(z|x)\,\|\,q(z|x))
       \ge \mathrm{KL}(\tilde p(x)\,\|\,q(x)),
 
-with ``p`` the data/encoder side and ``q`` the model/generator side. Every loss of
-genvi is a short composition of the terms in this package.
+(Su's post, eq. (4)), with ``p`` the data/encoder side, ``q`` the model/generator
+side, :math:`\tilde p(x) = \int p(x,z)\,dz` the data and
+:math:`q(x) = \int q(x,z)\,dz` the model's marginal (Su 2018, eq. (1)). The joint
+KL is an upper bound of the marginal KL that is often computable when the
+marginal KL is not. Every loss of genvi is a short composition of the terms in
+this package.
 
 References:
   J. Su, *Variational inference: a unified framework of generative models and
-  some revelations*, 2018, arXiv:1807.05936.
+  some revelations*, 2018, arXiv:1807.05936 (section "Variational Inference").
+  J. Su, *Unifying generative models with variational inference (VAE, GAN, AAE,
+  ALI)*, Scientific Spaces 2018, https://kexue.fm/archives/5716 ("Su's post"):
+  the author's Chinese version of the paper, with every equation numbered;
+  "Su's post, eq. (N)" cites that numbering. Of the paper's own numbering only
+  eq. (1) was checked; it is the post's eq. (1).
 """
 
 from __future__ import annotations
@@ -350,9 +359,12 @@ def joint_kl(
       ValueError: as for :func:`elbo_terms`, or ``data_log_prob`` not of shape
         ``(batch,)``.
 
+    The first line is Su's post, eqs. (5)-(6); the last is its eq. (4).
+
     References:
       J. Su, *Variational inference: a unified framework of generative models and
-      some revelations*, 2018, arXiv:1807.05936 (Sec. 2 and the VAE section).
+      some revelations*, 2018, arXiv:1807.05936 (sections "Variational
+      Inference" and the VAE); Su's post (module docstring), eqs. (4)-(6).
     """
     x = _check_x("joint_kl", x)
     data_log_prob = jnp.asarray(data_log_prob)

@@ -279,7 +279,8 @@ def ali_trainer(
       make_discriminator: ``rngs -> module``, (B, prod(event) + latent_dim) ->
         logits.
       data_sampler: ``(key, n[, data]) -> (n, *event_shape)``.
-      variant: ``"derived"`` or ``"minimax"``.
+      variant: ``"derived"`` (Su's loss), ``"minimax"`` (BiGAN) or
+        ``"swapped"`` (labels swapped); see :func:`genvi.ali_generator_loss`.
       latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay:
         as in :func:`gan_trainer` (``g_optimizer`` trains generator + encoder).
 

@@ -256,7 +256,8 @@ def test_bad_factories_and_variant():
         )
     with pytest.raises(
         ValueError,
-        match=r"ali_trainer: `variant` must be one of \('derived', 'minimax'\), "
+        match=r"ali_trainer: `variant` must be one of "
+        r"\('derived', 'minimax', 'swapped'\), "
         r"got 'x'",
     ):
         genvi.ali_trainer(

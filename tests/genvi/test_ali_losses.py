@@ -65,7 +65,8 @@ def test_losses_match_torch_bce():
     te, tg = torch.tensor(enc), torch.tensor(gen)
     ones, zeros = torch.ones(9, dtype=te.dtype), torch.zeros(9, dtype=te.dtype)
     d_loss = bce(te, ones) + bce(tg, zeros)
-    derived = bce(te, zeros) + bce(tg, ones)  # each side labelled as the other
+    derived = bce(te, ones) + bce(tg, ones)  # Su: both sides labelled y = 1
+    swapped = bce(te, zeros) + bce(tg, ones)  # each side labelled as the other
     e, g = jnp.asarray(enc), jnp.asarray(gen)
     np.testing.assert_allclose(
         float(genvi.ali_discriminator_loss(e, g).loss), float(d_loss), rtol=1e-5
@@ -74,22 +75,29 @@ def test_losses_match_torch_bce():
         float(genvi.ali_generator_loss(e, g).loss), float(derived), rtol=1e-5
     )
     np.testing.assert_allclose(
+        float(genvi.ali_generator_loss(e, g, variant="swapped").loss),
+        float(swapped),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
         float(genvi.ali_generator_loss(e, g, variant="minimax").loss),
         -float(d_loss),
         rtol=1e-5,
     )
 
 
-def test_variants_share_the_fixed_point_gradient_sign():
-    # Both generator losses push the generator-side logit up and the encoder-side
-    # logit down: d/dl of each term has the same sign.
+def test_variants_gradient_signs():
+    # Every variant pushes the generator-side logit up. On the encoder side the
+    # minimax and swapped forms push the logit down, Su's derived loss (eq. (41)
+    # of his post, -E_p log D - E_q log D) pushes it up: the "counter-intuitive"
+    # version he derives.
     e, g = jnp.array([0.3, -1.2]), jnp.array([-0.5, 2.0])
-    for variant in ("derived", "minimax"):
+    for variant, encoder_sign in (("derived", -1), ("minimax", 1), ("swapped", 1)):
         ge, gg = jax.grad(
             lambda a, b, v=variant: genvi.ali_generator_loss(a, b, variant=v).loss,
             argnums=(0, 1),
         )(e, g)
-        assert bool(jnp.all(ge > 0)) and bool(jnp.all(gg < 0))
+        assert bool(jnp.all(encoder_sign * ge > 0)) and bool(jnp.all(gg < 0))
 
 
 @pytest.mark.parametrize(
@@ -97,7 +105,8 @@ def test_variants_share_the_fixed_point_gradient_sign():
     [
         (
             lambda: genvi.ali_generator_loss(jnp.zeros(2), jnp.zeros(2), variant="x"),
-            r"ali_generator_loss: `variant` must be one of \('derived', 'minimax'\), "
+            r"ali_generator_loss: `variant` must be one of "
+            r"\('derived', 'minimax', 'swapped'\), "
             r"got 'x'",
         ),
         (

@@ -22,9 +22,25 @@ the decoder minimises the reconstruction term, which for
 :math:`\|x - \mathrm{dec}(z)\|^2/(2\sigma^2)` up to a constant: the
 reconstruction weight is :math:`1/(2\sigma^2)`.
 
+Su reaches the same losses by swapping :math:`x` and :math:`z` in the GAN
+derivation (Su's post, eqs. (27)-(34)): a deterministic encoder
+:math:`p(z|x) = \delta(z - E(x))` (eq. (27)), the label on codes (eqs.
+(28)-(29)), the discriminator's cross-entropy (eq. (30)), the encoder's
+:math:`\mathbb{E}[-\log D(E(x))] + \mathrm{KL}(p(z)\,\|\,p_{old}(z))` (eq. (32))
+of which the standard AAE keeps the first term (eq. (33)), and the decoder
+trained jointly through :math:`\lambda\|x - G(E(x))\|^2` (eq. (34), whose
+:math:`\lambda` is the reconstruction weight here). The proximal term
+:math:`\lambda\,\mathbb{E}\|E(x) - E_{old}(x)\|^2` estimates
+:math:`\mathrm{KL}(p(z)\,\|\,p_{old}(z))` as eqs. (23)-(25) do for the GAN; Su
+states it for the GAN only.
+
 References:
   J. Su, *Variational inference: a unified framework of generative models and
-  some revelations*, 2018, arXiv:1807.05936 (section "AAE").
+  some revelations*, 2018, arXiv:1807.05936 (the AAE section).
+  J. Su, *Unifying generative models with variational inference (VAE, GAN, AAE,
+  ALI)*, Scientific Spaces 2018, https://kexue.fm/archives/5716 ("Su's post"):
+  the author's Chinese version of the paper; "Su's post, eq. (N)" cites its
+  equation numbers (the paper's own numbering is unchecked beyond eq. (1)).
   A. Makhzani et al., *Adversarial autoencoders*, ICLR workshop 2016,
   arXiv:1511.05644.
 """
@@ -46,7 +62,8 @@ def aae_discriminator_loss(prior_logits: jax.Array, code_logits: jax.Array) -> L
             + \mathbb{E}_{x \sim \tilde p}[-\log(1 - D(E(x)))],
 
     minimised by :math:`D^* = q(z)/(q(z) + p(z))`, whose logit is the log
-    density ratio of prior to aggregate posterior (module docstring).
+    density ratio of prior to aggregate posterior (module docstring; Su's post,
+    eq. (30), with :math:`D(z) = q(y=0|z)` there).
 
     Args:
       prior_logits: logits on prior samples, shape (batch,) or (batch, 1).
@@ -92,8 +109,10 @@ def aae_autoencoder_loss(
 
     Its gradient in the decoder's parameters is the reconstruction term only
     (the decoder's loss); in the encoder's parameters it is all three (the
-    encoder's loss). The last, optional term is the proximal KL to the previous
-    encoder (module docstring), with ``codes_old`` held fixed.
+    encoder's loss). Without the last term this is Su's post, eq. (34), with
+    the reconstruction weighted by :math:`w`; the last, optional term is the
+    proximal KL to the previous encoder (module docstring), with ``codes_old``
+    held fixed.
 
     Args:
       x: data, shape (batch, *event_shape).

@@ -11,21 +11,43 @@ summed cross-entropy, with minimiser
     D^*(x,z) = \frac{p(x,z)}{p(x,z) + q(x,z)},
     \qquad \operatorname{logit} D^* = \log\frac{p(x,z)}{q(x,z)} .
 
-Minimising it over the two players, each with the density of the other side
-eliminated through :math:`D` (the step that gives the GAN generator
-:math:`\mathbb{E}_q[-\log D]`), makes each side's pairs look like the other's:
+(Su's post, eqs. (35)-(39)). Minimising the labelled KL (eq. (37)) over the
+two players, with :math:`p(x,z)` eliminated through the optimal :math:`D` of the
+previous players, gives :math:`-\mathbb{E}_p[\log D] - \mathbb{E}_q[\log D]`
+plus :math:`\mathbb{E}_{q(z)}\mathrm{KL}(q(x|z)\,\|\,q_{old}(x|z))` plus
+:math:`\mathbb{E}_q\log p_{old}(z|x)/p(z|x)` (eq. (40)); dropping the last two,
+as for the standard GAN, Su's loss for the generator and encoder is (eq. (41))
 
 .. math::
-    L_{G,E}^{\text{derived}} = \mathbb{E}_{p}[-\log(1 - D(x, E(x)))]
+    L_{G,E}^{\text{Su}} = \mathbb{E}_{p}[-\log D(x, E(x))]
+                        + \mathbb{E}_{q}[-\log D(G(z), z)] .
+
+This is ``variant="derived"``. Su notes that it is equivalent to neither usual
+form: the minimax form of the BiGAN / ALI papers (eq. (42), ``"minimax"``),
+
+.. math::
+    L_{G,E}^{\text{minimax}} = -L_D
+      = \mathbb{E}_p[\log D(x, E(x))] + \mathbb{E}_q[\log(1 - D(G(z), z))],
+
+nor the form with the labels swapped (eq. (43), ``"swapped"``), which makes each
+side's pairs look like the other's and does not saturate when :math:`D` is
+confident,
+
+.. math::
+    L_{G,E}^{\text{swapped}} = \mathbb{E}_{p}[-\log(1 - D(x, E(x)))]
                              + \mathbb{E}_{q}[-\log D(G(z), z)] .
 
-The BiGAN / ALI papers use the minimax form :math:`L_{G,E}^{\text{minimax}} =
--L_D = \mathbb{E}_p[\log D] + \mathbb{E}_q[\log(1 - D)]`, which has the same
-fixed point but saturates when :math:`D` is confident.
+All three share the generator-pair term's gradient sign; in the encoder-pair
+term the derived loss pushes :math:`D(x, E(x))` up where the other two push it
+down (Su reports that the derived loss trains as well as the standard ones).
 
 References:
   J. Su, *Variational inference: a unified framework of generative models and
-  some revelations*, 2018, arXiv:1807.05936 (section "ALI").
+  some revelations*, 2018, arXiv:1807.05936 (the ALI section).
+  J. Su, *Unifying generative models with variational inference (VAE, GAN, AAE,
+  ALI)*, Scientific Spaces 2018, https://kexue.fm/archives/5716 ("Su's post"):
+  the author's Chinese version of the paper; "Su's post, eq. (N)" cites its
+  equation numbers (the paper's own numbering is unchecked beyond eq. (1)).
   V. Dumoulin et al., *Adversarially learned inference*, ICLR 2017,
   arXiv:1606.00704.
   J. Donahue, P. Kraehenbuehl, T. Darrell, *Adversarial feature learning*,
@@ -40,7 +62,7 @@ import jax.numpy as jnp
 from ..core import LossOut
 from .gan import check_logits, discriminator_bce
 
-ALI_VARIANTS = ("derived", "minimax")
+ALI_VARIANTS = ("derived", "minimax", "swapped")
 
 
 def ali_discriminator_loss(
@@ -52,7 +74,8 @@ def ali_discriminator_loss(
         L_D = \mathbb{E}_{x \sim \tilde p}[-\log D(x, E(x))]
             + \mathbb{E}_{z \sim q(z)}[-\log(1 - D(G(z), z))],
 
-    minimised by :math:`D^* = p(x,z)/(p(x,z) + q(x,z))` (module docstring).
+    minimised by :math:`D^* = p(x,z)/(p(x,z) + q(x,z))` (module docstring; Su's
+    post, eqs. (38)-(39)).
 
     Args:
       encoder_logits: ``D`` logits on :math:`(x, E(x))`, shape (batch,) or
@@ -90,17 +113,20 @@ def ali_generator_loss(
     r"""Joint loss of the encoder and the generator, selectable by name.
 
     .. math::
-        \text{derived:}\quad \mathbb{E}_p[-\log(1 - D(x,E(x)))]
-                            + \mathbb{E}_q[-\log D(G(z), z)], \qquad
+        \text{derived:}\quad \mathbb{E}_p[-\log D(x,E(x))]
+                            + \mathbb{E}_q[-\log D(G(z), z)], \\
         \text{minimax:}\quad \mathbb{E}_p[\log D(x,E(x))]
-                            + \mathbb{E}_q[\log(1 - D(G(z), z))].
+                            + \mathbb{E}_q[\log(1 - D(G(z), z))], \\
+        \text{swapped:}\quad \mathbb{E}_p[-\log(1 - D(x,E(x)))]
+                            + \mathbb{E}_q[-\log D(G(z), z)].
 
     Args:
       encoder_logits: ``D`` logits on :math:`(x, E(x))`, shape (batch,) or
         (batch, 1).
       generator_logits: logits on :math:`(G(z), z)`, the same shape.
-      variant: ``"derived"`` (from the joint KL, module docstring) or
-        ``"minimax"`` (BiGAN / ALI as published).
+      variant: ``"derived"`` (Su's loss, eq. (41) of Su's post, the default),
+        ``"minimax"`` (BiGAN / ALI as published, eq. (42)) or ``"swapped"``
+        (the labels swapped, eq. (43)).
 
     Returns:
       ``LossOut(loss, aux)`` with ``aux = {"encoder", "generator"}``, the two
@@ -115,8 +141,9 @@ def ali_generator_loss(
     -1.386294
 
     References:
-      J. Su, 2018, arXiv:1807.05936; J. Donahue et al., *Adversarial feature
-      learning*, 2017, arXiv:1605.09782.
+      J. Su, 2018, arXiv:1807.05936, and Su's post (module docstring), eqs.
+      (41)-(43); J. Donahue et al., *Adversarial feature learning*, 2017,
+      arXiv:1605.09782.
     """
     fn = "ali_generator_loss"
     if variant not in ALI_VARIANTS:
@@ -127,6 +154,9 @@ def ali_generator_loss(
         fn, ("encoder_logits", "generator_logits"), encoder_logits, generator_logits
     )
     if variant == "derived":
+        enc = jnp.mean(jax.nn.softplus(-encoder_logits))
+        gen = jnp.mean(jax.nn.softplus(-generator_logits))
+    elif variant == "swapped":
         enc = jnp.mean(jax.nn.softplus(encoder_logits))
         gen = jnp.mean(jax.nn.softplus(-generator_logits))
     else:

@@ -6,17 +6,19 @@ With a discrete latent :math:`z\in\{1..K\}`, the data/posterior joint
 
 .. math::
     \mathrm{KL}(p(x,z)\,\|\,q(x,z)) = \mathrm{KL}(\tilde p(x)\,\|\,q(x))
-      + \mathbb E_{\tilde p}\,\mathrm{KL}(p(z|x)\,\|\,q(z|x)).
+      + \mathbb E_{\tilde p}\,\mathrm{KL}(p(z|x)\,\|\,q(z|x))
 
-EM minimises the joint KL by coordinate descent:
+(Su's post, eq. (4)). EM minimises the joint KL (Su's post, eq. (5)) by
+coordinate descent:
 
 * **E-step** (over :math:`p(z|x)`, unconstrained): the conditional KL is zero at
   :math:`p(z|x) = q(z|x) = \pi_z\mathcal N(x;\mu_z,\Sigma_z)/q(x)`, the exact
-  posterior (the responsibilities), so the joint KL equals the marginal KL.
+  posterior (the responsibilities), so the joint KL equals the marginal KL
+  (Su's post, eqs. (9)-(11)).
 * **M-step** (over :math:`q` with :math:`p(z|x) = r_z(x)` fixed): minimise
-  :math:`-\mathbb E_{\tilde p}\sum_z r_z(x)\log(\pi_z\mathcal N(x;\mu_z,\Sigma_z))`,
-  in closed form: :math:`N_z = \sum_n r_{nz}`, :math:`\pi_z = N_z/N`,
-  :math:`\mu_z = \sum_n r_{nz}x_n/N_z`,
+  :math:`-\mathbb E_{\tilde p}\sum_z r_z(x)\log(\pi_z\mathcal N(x;\mu_z,\Sigma_z))`
+  (Su's post, eq. (8)), in closed form: :math:`N_z = \sum_n r_{nz}`,
+  :math:`\pi_z = N_z/N`, :math:`\mu_z = \sum_n r_{nz}x_n/N_z`,
   :math:`\Sigma_z = \sum_n r_{nz}(x_n-\mu_z)(x_n-\mu_z)^\top/N_z`.
 
 After an E-step the joint KL equals the marginal KL; the M-step can only lower
@@ -26,6 +28,10 @@ the joint KL, which still bounds the marginal KL from above; so the marginal KL
 References:
   J. Su, *Variational inference: a unified framework of generative models and
   some revelations*, 2018, arXiv:1807.05936 (the EM section).
+  J. Su, *Unifying generative models with variational inference (VAE, GAN, AAE,
+  ALI)*, Scientific Spaces 2018, https://kexue.fm/archives/5716 ("Su's post"):
+  the author's Chinese version of the paper; "Su's post, eq. (N)" cites its
+  equation numbers (the paper's own numbering is unchecked beyond eq. (1)).
   A. P. Dempster, N. M. Laird and D. B. Rubin, *Maximum likelihood from
   incomplete data via the EM algorithm*, JRSS B 1977.
 """
@@ -142,7 +148,7 @@ def gmm_posterior(x: jax.Array, params: GMMParams) -> jax.Array:
           {\sum_{z'}\pi_{z'}\mathcal N(x_n;\mu_{z'},\Sigma_{z'})},
 
     the choice of :math:`p(z|x)` that makes the conditional KL of the joint-KL
-    identity zero.
+    identity zero (Su's post, eq. (11)).
 
     Args:
       x: points, shape ``(N, D)``.
@@ -170,6 +176,10 @@ def _m_step(x: jax.Array, resp: jax.Array, reg_covar) -> GMMParams:
 def gmm_m_step(x: jax.Array, resp: jax.Array, *, reg_covar: float = 0.0) -> GMMParams:
     r"""M-step: the closed-form mixture that minimises the joint KL for fixed
     responsibilities.
+
+    The maximiser of :math:`\mathbb E_{\tilde p}\sum_z r_z(x)\log q(x,z)` (Su's
+    post, eq. (8), which holds :math:`q(z)` fixed; here the weights
+    :math:`\pi_z = q(z)` are fitted too):
 
     .. math::
         N_z = \sum_n r_{nz},\quad \pi_z = \frac{N_z}{N},\quad

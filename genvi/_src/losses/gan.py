@@ -6,32 +6,43 @@ Su (2018) adds a binary label ``y`` to the data and writes the two joints
     p(x, y) = \begin{cases} \tilde p(x)\, p_1 & y = 1 \\
                             q(x)\, p_0        & y = 0 \end{cases},
     \qquad
-    q(x, y) = p(y|x)\, \tilde q(x),
+    q(x, y) = p(y|x)\, \tilde p(x),
 
 with :math:`\tilde p` the data, :math:`q(x) = \int q(x|z) q(z) dz` the generator
-and :math:`D(x) = p(y=1|x)` the discriminator. Minimising
+(:math:`q(x|z) = \delta(x - G(z))`, Su's post, eq. (12)) and :math:`D(x) =
+p(y=1|x)` the discriminator. (Su names the two joints the other way round: his
+:math:`q(x,y)` is the labelled mixture, Su's post, eqs. (13)-(14).) Minimising
 :math:`\mathrm{KL}(p(x,y)\,\|\,q(x,y))` over :math:`D` (with :math:`p_1 = p_0 =
-1/2`) gives the summed binary cross-entropy of the discriminator; its minimiser
-is :math:`D^* = \tilde p / (\tilde p + q)`, so :math:`\log D^*/(1-D^*)` is the
-log density ratio. Minimising the same KL over the generator, with
-:math:`\tilde p` eliminated through the discriminator of the *previous*
-generator (:math:`\tilde p = q_{old} D/(1-D)`), gives
+1/2`) gives the summed binary cross-entropy of the discriminator (Su's post,
+eq. (16)); its minimiser is :math:`D^* = \tilde p / (\tilde p + q)` (Su's post,
+eq. (18)), so :math:`\log D^*/(1-D^*)` is the log density ratio. Minimising the
+same KL over the generator (Su's post, eq. (17)), with :math:`\tilde p`
+eliminated through the discriminator of the *previous* generator
+(:math:`\tilde p = q_{old} D/(1-D)`), gives (Su's post, eq. (19))
 
 .. math::
     \mathbb{E}_{x \sim q}[-\log D(x)] + \mathrm{KL}(q(x)\,\|\,q_{old}(x))
     \le \mathbb{E}_z[-\log D(G(z))]
       + \mathbb{E}_z \mathrm{KL}(q(x|z)\,\|\,q_{old}(x|z)),
 
-and with :math:`q(x|z) = \mathcal N(G(z), \sigma^2 I)` the last term is
+the bound being the KL between the joints :math:`q(z)q(x|z)` of the new and the
+old generator (Su's post, eq. (23)).
+With :math:`q(x|z) = \mathcal N(G(z), \sigma^2 I)` (the Dirac delta as the limit
+of small-variance Gaussians, Su's post, eq. (24)) the last term is
 :math:`\lambda\, \mathbb{E}_z \|G(z) - G_{old}(z)\|^2` with
-:math:`\lambda = 1/(2\sigma^2)`. The standard non-saturating loss keeps only the
-first term: Su calls it incomplete, because nothing then holds the generator
-near the distribution the discriminator was trained against.
+:math:`\lambda = 1/(2\sigma^2)` (Su's post, eqs. (25)-(26)). The standard
+non-saturating loss keeps only the first term (Su's post, eq. (20)): Su calls it
+incomplete, because nothing then holds the generator near the distribution the
+discriminator was trained against.
 
 References:
   J. Su, *Variational inference: a unified framework of generative models and
-  some revelations*, 2018, arXiv:1807.05936 (sections "GAN" and "Regularization
-  term").
+  some revelations*, 2018, arXiv:1807.05936 (the GAN derivation and its
+  regularization term).
+  J. Su, *Unifying generative models with variational inference (VAE, GAN, AAE,
+  ALI)*, Scientific Spaces 2018, https://kexue.fm/archives/5716 ("Su's post"):
+  the author's Chinese version of the paper; "Su's post, eq. (N)" cites its
+  equation numbers (the paper's own numbering is unchecked beyond eq. (1)).
   I. Goodfellow et al., *Generative adversarial nets*, NeurIPS 2014,
   arXiv:1406.2661.
   L. Mescheder, A. Geiger, S. Nowozin, *Which training methods for GANs do
@@ -107,8 +118,9 @@ def gan_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> Lo
         \qquad D = \operatorname{sigmoid}(\text{logit}),
 
     the term of :math:`\mathrm{KL}(p(x,y)\,\|\,q(x,y))` that depends on
-    :math:`D = p(y=1|x)` (module docstring; Su 2018, section "GAN"). Its
-    minimiser is :math:`D^* = \tilde p/(\tilde p + q)` and its minimum is
+    :math:`D = p(y=1|x)` (module docstring; Su's post, eq. (16)). Its
+    minimiser is :math:`D^* = \tilde p/(\tilde p + q)` (Su's post, eq. (18))
+    and its minimum is
     :math:`2 (\log 2 - \mathrm{JSD}(\tilde p, q))`; for :math:`\tilde p =
     \mathcal N(0,1)`, :math:`q = \mathcal N(1,1)` that is 1.163451.
 
@@ -130,7 +142,8 @@ def gan_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> Lo
 
     References:
       J. Su, *Variational inference: a unified framework of generative models
-      and some revelations*, 2018, arXiv:1807.05936.
+      and some revelations*, 2018, arXiv:1807.05936; Su's post (module
+      docstring), eqs. (13)-(18).
     """
     return discriminator_bce(
         "gan_discriminator_loss",
@@ -155,8 +168,8 @@ def gan_generator_loss(
 
     the generator-dependent part of :math:`\mathrm{KL}(p(x,y)\,\|\,q(x,y))` with
     the data density eliminated through the current discriminator (module
-    docstring; Su 2018, sections "GAN" and "Regularization term"). The second
-    term bounds :math:`\mathrm{KL}(q(x)\,\|\,q_{old}(x))` for Gaussian
+    docstring; Su's post, eq. (26), from eqs. (17)-(19) and (23)-(25)). The
+    second term bounds :math:`\mathrm{KL}(q(x)\,\|\,q_{old}(x))` for Gaussian
     :math:`q(x|z)` of variance :math:`\sigma^2`, :math:`\lambda =
     1/(2\sigma^2)`. ``reg_weight = 0`` is the standard non-saturating loss.
     The squared norm is summed over the sample's dimensions and averaged over
@@ -186,7 +199,8 @@ def gan_generator_loss(
 
     References:
       J. Su, *Variational inference: a unified framework of generative models
-      and some revelations*, 2018, arXiv:1807.05936.
+      and some revelations*, 2018, arXiv:1807.05936; Su's post (module
+      docstring), eqs. (19)-(26).
     """
     fn = "gan_generator_loss"
     check_weight(fn, "reg_weight", reg_weight)

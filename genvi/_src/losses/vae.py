@@ -9,15 +9,20 @@ model/decoder joint :math:`q(x,z) = q(z)\,q(x|z)` with the prior
     = \mathbb E_{\tilde p(x)}\Big[\mathbb E_{p(z|x)}[-\log q(x|z)]
       + \mathrm{KL}(p(z|x)\,\|\,q(z))\Big] - H(\tilde p),
 
-and :math:`H(\tilde p)` is a constant of the data, so the VAE loss is the
-bracket: the negative ELBO. Since the joint KL is
+(Su's post, eqs. (5)-(6)), and :math:`H(\tilde p)` is a constant of the data, so
+the VAE loss is the bracket: the negative ELBO (Su's post, eq. (7), with one
+reparameterised draw of :math:`z`). Since the joint KL is
 :math:`\mathrm{KL}(\tilde p\,\|\,q(x)) + \mathbb E_{\tilde p}\,\mathrm{KL}(p(z|x)\,\|
-\,q(z|x))`, it bounds the marginal KL from above, with equality when the encoder
-is the exact posterior.
+\,q(z|x))` (Su's post, eq. (4)), it bounds the marginal KL from above, with
+equality when the encoder is the exact posterior.
 
 References:
   J. Su, *Variational inference: a unified framework of generative models and
-  some revelations*, 2018, arXiv:1807.05936.
+  some revelations*, 2018, arXiv:1807.05936 (the VAE section).
+  J. Su, *Unifying generative models with variational inference (VAE, GAN, AAE,
+  ALI)*, Scientific Spaces 2018, https://kexue.fm/archives/5716 ("Su's post"):
+  the author's Chinese version of the paper; "Su's post, eq. (N)" cites its
+  equation numbers (the paper's own numbering is unchecked beyond eq. (1)).
   D. P. Kingma and M. Welling, *Auto-Encoding Variational Bayes*, ICLR 2014,
   arXiv:1312.6114.
   Y. Burda, R. Grosse and R. Salakhutdinov, *Importance Weighted Autoencoders*,
@@ -61,7 +66,8 @@ def vae_loss(
           -\log q(x_b|z_{bk}) + \mathrm{KL}(p(z|x_b)\,\|\,\mathcal N(0,I))\Big),
         \qquad z_{bk} = \mu(x_b) + \sigma(x_b)\,\varepsilon_{bk},
 
-    the bracket of the joint-KL identity in the module docstring:
+    the bracket of the joint-KL identity in the module docstring (Su's post,
+    eq. (7)):
     :math:`\mathbb E\,\mathcal L = \mathrm{KL}(p(x,z)\,\|\,q(x,z)) + H(\tilde p)`.
     The KL term is in closed form; the reconstruction term uses ``num_samples``
     reparameterised draws per example. The encoder and decoder are any callables
