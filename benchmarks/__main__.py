@@ -1,4 +1,9 @@
-"""Run the headline benchmarks: ``python -m benchmarks [--quick] [--out DIR]``."""
+"""Run the headline benchmarks: ``python -m benchmarks [--quick] [--out DIR]``.
+
+Every benchmark runs even if an earlier one fails; a benchmark that cannot be
+imported or raises is reported by name, and the command then exits with status
+1 (``cli``), so a broken benchmark cannot pass unnoticed in CI.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import importlib
 import sys
 import time
+import traceback
 
 # The headline set, in the order they run. Each module has main(argv) -> dict.
 HEADLINE = [
@@ -21,6 +27,7 @@ HEADLINE = [
 
 
 def main(argv=None) -> dict:
+    """Runs the selected benchmarks; failures are under ``results["failed"]``."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Run the headline dynopt/genvi benchmarks on small defaults.",
@@ -33,29 +40,35 @@ def main(argv=None) -> dict:
         "--only", nargs="*", default=None, help="run only these modules (default: all)"
     )
     args = parser.parse_args(argv)
-    results, skipped = {}, {}
+    results, failed = {}, {}
     for name in HEADLINE:
         short = name.rsplit(".", 1)[-1]
         if args.only and short not in args.only:
             continue
         print(f"== {short}", flush=True)
         start = time.perf_counter()
+        sub = ["--out", f"{args.out}/{short}"] + (["--quick"] if args.quick else [])
         try:
             module = importlib.import_module(name)
-        except ImportError as err:
-            # A benchmark whose module or dependencies are missing is reported,
-            # not fatal: the others still run.
-            skipped[short] = f"{type(err).__name__}: {err}"
-            print(f"   skipped: cannot import {name} ({err})", flush=True)
+            results[short] = module.main(sub)
+        except Exception as err:  # noqa: BLE001 - reported, and the exit code fails
+            # A missing module or dependency is a failure too, not a skip: the
+            # others still run, then the command exits non-zero.
+            failed[short] = f"{type(err).__name__}: {err}"
+            traceback.print_exc()
+            print(f"   FAILED: {name} ({failed[short]})", flush=True)
             continue
-        sub = ["--out", f"{args.out}/{short}"] + (["--quick"] if args.quick else [])
-        results[short] = module.main(sub)
         print(f"   ({time.perf_counter() - start:.1f} s)", flush=True)
-    if skipped:
-        print("skipped: " + ", ".join(f"{k} ({v})" for k, v in skipped.items()))
-        results["skipped"] = skipped
+    if failed:
+        print("failed: " + ", ".join(f"{k} ({v})" for k, v in failed.items()))
+        results["failed"] = failed
     return results
 
 
+def cli(argv=None) -> int:
+    """``main`` as a command: exit status 1 if any benchmark failed, else 0."""
+    return 1 if main(argv).get("failed") else 0
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(cli(sys.argv[1:]))

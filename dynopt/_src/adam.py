@@ -21,7 +21,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .alias import LR_CLOCK, _current, _init_hyperparams, _preprocess, _split
+from .alias import (
+    LR_CLOCK,
+    _check_optional_nonnegative,
+    _current,
+    _init_hyperparams,
+    _optional,
+    _or_zero,
+    _preprocess,
+    _split,
+)
 from .base import (
     Dynamics,
     Optimizer,
@@ -44,7 +53,8 @@ class AdamState(NamedTuple):
       count: number of steps taken (int32).
       time: ODE time ``t_k = sum_j lr_j`` of the current iterate.
       hyperparams: dict of hyperparameter array leaves (``learning_rate``,
-        ``b1``, ``b2``, ``eps``, ``eps_root``) given as numbers or schedules.
+        ``b1``, ``b2``, ``eps``, ``eps_root``, and ``weight_decay`` unless it is
+        None) given as numbers or schedules.
       mu: first moment ``m`` (EMA of gradients).
       nu: second moment ``v`` (EMA of squared gradients).
     """
@@ -135,7 +145,7 @@ def adam(
     eps: float | jax.Array = 1e-8,
     eps_root: float | jax.Array = 0.0,
     *,
-    weight_decay: float = 0.0,
+    weight_decay: float | jax.Array | optax.Schedule | None = None,
     maximize: bool = False,
     accumulator_dtype: Any | None = None,
 ) -> Optimizer:
@@ -158,7 +168,8 @@ def adam(
       eps: :math:`\epsilon \ge 0` added to the root.
       eps_root: :math:`\epsilon_r \ge 0` added inside the root.
       weight_decay: coupled L2 coefficient added to the gradient (PyTorch's
-        ``Adam(weight_decay=...)``); needs ``params`` in ``update``.
+        ``Adam(weight_decay=...)``), kept in the state; needs ``params`` in
+        ``update``. ``None`` (default): no decay term.
       maximize: ascend.
       accumulator_dtype: dtype of both moments (default: the parameters'); e.g.
         ``jnp.float32`` for bf16 parameters.
@@ -190,16 +201,19 @@ def adam(
     check_interval(fn, "b2", b2, 0.0, 1.0)
     check_nonnegative(fn, "eps", eps)
     check_nonnegative(fn, "eps_root", eps_root)
-    check_nonnegative(fn, "weight_decay", weight_decay)
+    _check_optional_nonnegative(fn, "weight_decay", weight_decay)
     if not isinstance(maximize, bool):
         raise TypeError(f"{fn}: `maximize` must be a bool, got {maximize!r}")
-    values = {
-        "learning_rate": learning_rate,
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "eps_root": eps_root,
-    }
+    values = _optional(
+        {
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "b2": b2,
+            "eps": eps,
+            "eps_root": eps_root,
+        },
+        weight_decay=weight_decay,
+    )
 
     def init_fn(params):
         return AdamState(
@@ -213,7 +227,7 @@ def adam(
         del extra_args
         hp = _current(values, state)
         lr, d1, d2 = hp["learning_rate"], hp["b1"], hp["b2"]
-        g = _preprocess(updates, params, maximize, weight_decay, fn)
+        g = _preprocess(updates, params, maximize, hp, fn)
         count = optax.safe_increment(state.count)
         # optax's order of operations, so that the iterates agree to round-off
         mu = tree_map(
@@ -256,19 +270,21 @@ def adam(
         )
         return new_updates, new_state
 
-    def to_ode(learning_rate, b1, b2, eps=1e-8, eps_root=0.0):
-        del eps_root
+    def to_ode(learning_rate, b1, b2, eps=1e-8, eps_root=0.0, weight_decay=None):
+        del eps_root, weight_decay
         lr = jnp.asarray(learning_rate)
         return {"step": lr, "a": (1 - b1) / lr, "b": (1 - b2) / lr, "eps": eps}
 
-    def make_flow(learning_rate, b1, b2, eps=1e-8, eps_root=0.0, **options):
+    def make_flow(
+        learning_rate, b1, b2, eps=1e-8, eps_root=0.0, weight_decay=None, **options
+    ):
         ode = to_ode(learning_rate, b1, b2, eps, eps_root)
         return AdamFlow(
             a=ode["a"],
             b=ode["b"],
             eps=ode["eps"],
             maximize=options["maximize"],
-            weight_decay=options["weight_decay"],
+            weight_decay=_or_zero(weight_decay),
         )
 
     dynamics = Dynamics(
@@ -276,7 +292,7 @@ def adam(
         scheme=SEMI_IMPLICIT_EULER,
         clock=LR_CLOCK,
         hyperparams=values,
-        options={"maximize": maximize, "weight_decay": weight_decay},
+        options={"maximize": maximize},
         make_flow=make_flow,
         to_ode=to_ode,
     )

@@ -12,6 +12,11 @@ current value is recorded there at every step. Hyperparameters given as jax
 arrays (this is how ``optax.inject_hyperparams`` passes them) are used as given
 and are not duplicated in the state.
 
+``weight_decay`` and ``dampening`` default to ``None``: the term is left out of
+the arithmetic and out of the state (a step that adds ``0 * p`` would read the
+parameters for nothing). Any number, ``0.0`` included, makes it a leaf that can
+be changed, swept or scheduled like the learning rate.
+
 =====================  ==============================  =================
 dynopt                 optax                           ODE
 =====================  ==============================  =================
@@ -55,7 +60,8 @@ class SgdState(NamedTuple):
     Attributes:
       count: number of steps taken (int32).
       time: ODE time ``t_k`` of the current iterate on the optimiser's clock.
-      hyperparams: dict of hyperparameter array leaves (``learning_rate``).
+      hyperparams: dict of hyperparameter array leaves (``learning_rate``, and
+        ``weight_decay`` unless it is None).
     """
 
     count: jax.Array
@@ -70,7 +76,7 @@ class MomentumState(NamedTuple):
       count: number of steps taken (int32).
       time: ODE time ``t_k`` of the current iterate on the optimiser's clock.
       hyperparams: dict of hyperparameter array leaves (``learning_rate``,
-        ``beta``, ``dampening``).
+        ``beta``, and ``dampening`` / ``weight_decay`` unless they are None).
       momentum: the buffer ``m`` (optax/PyTorch convention, ``m <- g + beta m``).
     """
 
@@ -101,9 +107,21 @@ LR_CLOCK = Clock(
 )
 SQRT_CLOCK = Clock(
     "sqrt_learning_rate",
-    lambda hp: momentum_to_ode(hp["learning_rate"], hp["beta"], hp["dampening"])[0],
+    lambda hp: momentum_to_ode(
+        hp["learning_rate"], hp["beta"], _or_zero(hp.get("dampening"))
+    )[0],
     "t_{k+1} = t_k + gamma_k, gamma = sqrt(2 lr (1 - dampening) / (1 + beta))",
 )
+
+
+def _or_zero(value):
+    """An optional hyperparameter's value, 0.0 for None (off)."""
+    return 0.0 if value is None else value
+
+
+def _optional(values: dict, **optional) -> dict:
+    """``values`` plus the optional hyperparameters that are not None."""
+    return {**values, **{k: v for k, v in optional.items() if v is not None}}
 
 
 def _split(values: dict):
@@ -126,17 +144,27 @@ def _current(values, state):
     return hp
 
 
-def _preprocess(updates, params, maximize, weight_decay, fn):
-    """PyTorch order: negate for ``maximize``, then add coupled weight decay."""
+def _preprocess(updates, params, maximize, hp, fn):
+    """PyTorch order: negate for ``maximize``, then add coupled weight decay.
+
+    The decay is applied whenever ``hp`` holds one (its value may change between
+    steps); ``weight_decay=None`` at construction leaves it out statically.
+    """
     if maximize:
         updates = tree_map(jnp.negative, updates)
-    if concrete_value(weight_decay) != 0:
+    wd = hp.get("weight_decay")
+    if wd is not None:
         if params is None:
-            raise ValueError(f"{fn}: `weight_decay` needs `params` in update()")
-        updates = tree_map(
-            lambda g, p: g + jnp.asarray(weight_decay, g.dtype) * p, updates, params
-        )
+            raise ValueError(
+                f"{fn}: `weight_decay` needs `params` in update(), got params=None"
+            )
+        updates = tree_map(lambda g, p: g + wd.astype(g.dtype) * p, updates, params)
     return updates
+
+
+def _check_optional_nonnegative(fn, name, value):
+    if value is not None:
+        check_nonnegative(fn, name, value)
 
 
 def _init_hyperparams(values):
@@ -147,7 +175,7 @@ def _init_hyperparams(values):
 def sgd(
     learning_rate: float | jax.Array | optax.Schedule,
     *,
-    weight_decay: float = 0.0,
+    weight_decay: float | jax.Array | optax.Schedule | None = None,
     maximize: bool = False,
 ) -> Optimizer:
     r"""Gradient descent: explicit Euler on the gradient flow.
@@ -162,8 +190,10 @@ def sgd(
     Args:
       learning_rate: :math:`\eta \ge 0`: a float, a scalar array or an optax
         schedule of the step count.
-      weight_decay: coupled L2 coefficient added to the gradient (PyTorch's
-        ``weight_decay``); needs ``params`` in ``update``.
+      weight_decay: coupled L2 coefficient :math:`w \ge 0` added to the
+        gradient, :math:`g + w x` (PyTorch's ``weight_decay``): a float, array or
+        schedule, kept in the state; needs ``params`` in ``update``. ``None``
+        (default): no decay term at all.
       maximize: ascend (PyTorch's ``maximize``).
 
     Returns:
@@ -186,8 +216,8 @@ def sgd(
     """
     fn = "sgd"
     check_learning_rate(fn, learning_rate)
-    check_nonnegative(fn, "weight_decay", weight_decay)
-    values = {"learning_rate": learning_rate}
+    _check_optional_nonnegative(fn, "weight_decay", weight_decay)
+    values = _optional({"learning_rate": learning_rate}, weight_decay=weight_decay)
 
     def init_fn(params):
         del params
@@ -199,7 +229,7 @@ def sgd(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         hp = _current(values, state)
-        g = _preprocess(updates, params, maximize, weight_decay, fn)
+        g = _preprocess(updates, params, maximize, hp, fn)
         lr = hp["learning_rate"]
         new_updates = tree_map(lambda x: (-lr).astype(x.dtype) * x, g)
         stored, _ = _split(values)
@@ -210,18 +240,22 @@ def sgd(
         )
         return new_updates, new_state
 
-    def make_flow(learning_rate, maximize=False, weight_decay=0.0):
+    def make_flow(learning_rate, weight_decay=None, maximize=False):
         del learning_rate
-        return GradientFlow(maximize=maximize, weight_decay=weight_decay)
+        return GradientFlow(maximize=maximize, weight_decay=_or_zero(weight_decay))
+
+    def to_ode(learning_rate, weight_decay=None):
+        del weight_decay
+        return {"step": jnp.asarray(learning_rate)}
 
     dynamics = Dynamics(
         name="sgd",
         scheme=EXPLICIT_EULER,
         clock=LR_CLOCK,
         hyperparams=values,
-        options={"maximize": maximize, "weight_decay": weight_decay},
+        options={"maximize": maximize},
         make_flow=make_flow,
-        to_ode=lambda learning_rate: {"step": jnp.asarray(learning_rate)},
+        to_ode=to_ode,
     )
     return Optimizer(init_fn, update_fn, dynamics)
 
@@ -230,10 +264,10 @@ def momentum(
     learning_rate: float | jax.Array | optax.Schedule,
     beta: float | jax.Array = 0.9,
     *,
-    dampening: float | jax.Array = 0.0,
+    dampening: float | jax.Array | None = None,
     nesterov: bool = False,
     init_velocity: str = "zero",
-    weight_decay: float = 0.0,
+    weight_decay: float | jax.Array | optax.Schedule | None = None,
     maximize: bool = False,
     accumulator_dtype: Any | None = None,
 ) -> Optimizer:
@@ -263,10 +297,13 @@ def momentum(
     Args:
       learning_rate: :math:`\eta \ge 0`, a float, scalar array or schedule.
       beta: momentum :math:`\beta \in [0, 1)`.
-      dampening: PyTorch's dampening :math:`d \in [0, 1)` (not with Nesterov).
+      dampening: PyTorch's dampening :math:`d \in [0, 1)` (not with Nesterov),
+        kept in the state; ``None`` (default) is ``d = 0`` left out of the
+        arithmetic, so it cannot be changed later.
       nesterov: use Nesterov's look-ahead (see :func:`dynopt.nesterov`).
       init_velocity: ``"zero"`` or ``"half_step"``.
-      weight_decay: coupled L2 coefficient (PyTorch's ``weight_decay``).
+      weight_decay: coupled L2 coefficient (PyTorch's ``weight_decay``), as in
+        :func:`dynopt.sgd`: ``None`` (default) for none, else a state leaf.
       maximize: ascend (PyTorch's ``maximize``).
       accumulator_dtype: dtype of the buffer (default: the parameters'); e.g.
         ``jnp.float32`` for bf16 parameters.
@@ -289,7 +326,7 @@ def momentum(
       methods*, 1964. I. Sutskever et al., *On the importance of initialization
       and momentum in deep learning*, ICML 2013.
     """
-    fn = "nesterov" if nesterov else "momentum"
+    fn = "nesterov" if nesterov is True else "momentum"
     return _momentum_family(
         fn,
         learning_rate,
@@ -308,9 +345,9 @@ def nesterov(
     learning_rate: float | jax.Array | optax.Schedule,
     beta: float | jax.Array = 0.9,
     *,
-    dampening: float = 0.0,
+    dampening: float | jax.Array | None = None,
     init_velocity: str = "zero",
-    weight_decay: float = 0.0,
+    weight_decay: float | jax.Array | optax.Schedule | None = None,
     maximize: bool = False,
     accumulator_dtype: Any | None = None,
     hessian: str = "hvp",
@@ -337,7 +374,7 @@ def nesterov(
     Args:
       learning_rate: :math:`\eta \ge 0`, a float, scalar array or schedule.
       beta: momentum :math:`\beta \in [0, 1)`.
-      dampening: must be 0 (PyTorch forbids dampening with Nesterov).
+      dampening: None or 0 (PyTorch forbids dampening with Nesterov).
       init_velocity: ``"zero"`` or ``"half_step"``.
       weight_decay, maximize, accumulator_dtype: as in :func:`dynopt.momentum`.
       hessian: how the flow computes Hessian-vector products: ``"hvp"`` or
@@ -382,8 +419,9 @@ def _momentum_family(
 ) -> Optimizer:
     check_learning_rate(fn, learning_rate)
     check_interval(fn, "beta", beta, 0.0, 1.0)
-    check_interval(fn, "dampening", dampening, 0.0, 1.0)
-    check_nonnegative(fn, "weight_decay", weight_decay)
+    if dampening is not None:
+        check_interval(fn, "dampening", dampening, 0.0, 1.0)
+    _check_optional_nonnegative(fn, "weight_decay", weight_decay)
     check_choice(fn, "init_velocity", init_velocity, ("zero", "half_step"))
     check_choice(fn, "hessian", hessian, ("hvp", "finite_difference"))
     if not isinstance(nesterov, bool):
@@ -400,10 +438,16 @@ def _momentum_family(
             f"{fn}: `init_velocity='half_step'` needs `dampening` = 0, "
             f"got {dampening!r}"
         )
-    values = {"learning_rate": learning_rate, "beta": beta, "dampening": dampening}
-    # With no dampening and the zero start the gradient's coefficient is 1 at every
-    # step (optax's ``g + beta m``); a traced dampening keeps the general form.
-    plain_buffer = init_velocity == "zero" and d_value == 0
+    values = _optional(
+        {"learning_rate": learning_rate, "beta": beta},
+        dampening=dampening,
+        weight_decay=weight_decay,
+    )
+    # Without dampening and from the zero start the gradient's coefficient is 1 at
+    # every step: optax's ``g + beta m`` exactly (the same fused multiply-add where
+    # the backend contracts one). A dampening leaf, even 0, keeps the general form
+    # so that changing it takes effect.
+    plain_buffer = init_velocity == "zero" and dampening is None
 
     def init_fn(params):
         return MomentumState(
@@ -415,8 +459,9 @@ def _momentum_family(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         hp = _current(values, state)
-        lr, b, d = hp["learning_rate"], hp["beta"], hp["dampening"]
-        g = _preprocess(updates, params, maximize, weight_decay, fn)
+        lr, b = hp["learning_rate"], hp["beta"]
+        d = hp.get("dampening", jnp.zeros_like(b))
+        g = _preprocess(updates, params, maximize, hp, fn)
         first = state.count == 0
         if init_velocity == "half_step":
             # m_1 = g_0 / (1 + beta) (heavy ball), -g_0 / (1 + beta) (look-ahead)
@@ -451,19 +496,20 @@ def _momentum_family(
         )
         return new_updates, new_state
 
-    def to_ode(learning_rate, beta, dampening=0.0):
-        gamma, friction = momentum_to_ode(learning_rate, beta, dampening)
+    def to_ode(learning_rate, beta, dampening=None, weight_decay=None):
+        del weight_decay
+        gamma, friction = momentum_to_ode(learning_rate, beta, _or_zero(dampening))
         out = {"gamma": gamma, "friction": friction}
         if nesterov:
             out["hessian_damping"] = jnp.asarray(beta) * gamma
         return out
 
-    def make_flow(learning_rate, beta, dampening=0.0, **options):
+    def make_flow(learning_rate, beta, dampening=None, weight_decay=None, **options):
         ode = to_ode(learning_rate, beta, dampening)
         common = dict(
             friction=ode["friction"],
             maximize=options["maximize"],
-            weight_decay=options["weight_decay"],
+            weight_decay=_or_zero(weight_decay),
         )
         if nesterov:
             return HessianDampedFlow(
@@ -476,11 +522,7 @@ def _momentum_family(
         scheme=LOOKAHEAD if nesterov else LEAPFROG,
         clock=SQRT_CLOCK,
         hyperparams=values,
-        options={
-            "maximize": maximize,
-            "weight_decay": weight_decay,
-            "init_velocity": init_velocity,
-        },
+        options={"maximize": maximize, "init_velocity": init_velocity},
         make_flow=make_flow,
         to_ode=to_ode,
     )

@@ -241,12 +241,13 @@ def set_hyperparams(state, **values):
       >>> float(state.hyperparams["learning_rate"])
       0.05...
     """
-    found = []
+    found, held = [], set()
 
     def visit(s):
         if isinstance(s, tuple) and hasattr(s, "_fields"):
             if "hyperparams" in s._fields and isinstance(s.hyperparams, dict):
                 hp = dict(s.hyperparams)
+                held.update(hp)
                 for k, v in values.items():
                     if k in hp:
                         hp[k] = jnp.asarray(v, dtype=jnp.asarray(hp[k]).dtype)
@@ -261,7 +262,8 @@ def set_hyperparams(state, **values):
     missing = set(values) - set(found)
     if missing:
         raise ValueError(
-            f"set_hyperparams: no hyperparameter named {sorted(missing)} in the state"
+            f"set_hyperparams: no hyperparameter named {sorted(missing)} in the "
+            f"state; it holds {sorted(held)}"
         )
     return new
 

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .base import concrete_value
 from .flows import ModifiedGradientFlow
 from .trajectory import (
     Trajectory,
@@ -175,11 +176,13 @@ def modified_equation(optimizer) -> ModifiedGradientFlow:
     dynamics = getattr(optimizer, "dynamics", None)
     name = getattr(dynamics, "name", None)
     options = dict(getattr(dynamics, "options", {}) or {})
-    plain = not options.get("maximize", False) and options.get("weight_decay", 0) == 0
-    if name != "sgd" or not plain:
+    hyperparams = dict(getattr(dynamics, "hyperparams", {}) or {})
+    wd = hyperparams.get("weight_decay")
+    no_decay = wd is None or (not callable(wd) and concrete_value(wd) == 0)
+    if name != "sgd" or options.get("maximize", False) or not no_decay:
         raise ValueError(
             f"{fn}: `optimizer` must be dynopt.sgd without maximize/weight_decay, "
-            f"got {name!r} with options {options}"
+            f"got {name!r} with options {options} and weight_decay={wd!r}"
         )
     return ModifiedGradientFlow(dynamics.initial_hyperparams()["learning_rate"])
 

@@ -47,17 +47,58 @@ def objective(loss_fn: Callable, *, maximize: bool = False, weight_decay=0.0):
     return f
 
 
-def hessian_vector_product(grad_fn, x, v, method: str = "hvp", epsilon=1e-6):
-    """``H(x) v`` exactly (forward-over-reverse) or by a gradient difference."""
+def hessian_vector_product(grad_fn, x, v, method: str = "hvp", epsilon=None):
+    r"""``H(x) v`` exactly (forward-over-reverse) or by a gradient difference.
+
+    ``method="finite_difference"`` takes the central difference
+
+    .. math:: H v \approx \frac{\nabla f(x + h v) - \nabla f(x - h v)}{2h},
+
+    whose truncation error is :math:`O(h^2)` and rounding error
+    :math:`O(\varepsilon/h)`, :math:`\varepsilon` the machine epsilon. They
+    balance at a step of relative size :math:`\varepsilon^{1/3}`, so by default
+    (``epsilon=None``)
+
+    .. math:: h = \varepsilon^{1/3}\,\frac{\max(1, \|x\|_\infty)}{\|v\|_\infty}
+
+    (``h`` is irrelevant for ``v = 0``), with :math:`\varepsilon` of the least
+    precise leaf of ``x``: a relative error near :math:`\varepsilon^{2/3}`,
+    about 2e-5 in float32 and 5e-11 in float64 for well-scaled functions.
+    A given ``epsilon`` is used as ``h`` itself.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> g = jax.grad(lambda x: jnp.sum(x**3) / 6)  # H = diag(x)
+      >>> x, v = jnp.array([1.0, 2.0]), jnp.array([1.0, 1.0])
+      >>> hv = hessian_vector_product(g, x, v, "finite_difference")
+      >>> bool(jnp.allclose(hv, x * v, rtol=1e-4))
+      True
+    """
     if method == "hvp":
         return jax.jvp(grad_fn, (x,), (v,))[1]
     if method == "finite_difference":
-        shifted = tree_map(lambda a, b: a + epsilon * b, x, v)
-        return tree_map(lambda a, b: (a - b) / epsilon, grad_fn(shifted), grad_fn(x))
+        h = _difference_step(x, v) if epsilon is None else epsilon
+        plus = tree_map(lambda a, b: a + jnp.asarray(h, a.dtype) * b, x, v)
+        minus = tree_map(lambda a, b: a - jnp.asarray(h, a.dtype) * b, x, v)
+        return tree_map(
+            lambda a, b: (a - b) / jnp.asarray(2 * h, a.dtype),
+            grad_fn(plus),
+            grad_fn(minus),
+        )
     raise ValueError(
         "hessian_vector_product: `method` must be one of ('hvp', "
         f"'finite_difference'), got {method!r}"
     )
+
+
+def _difference_step(x, v):
+    """``cbrt(eps) max(1, |x|_inf) / |v|_inf`` for the central difference."""
+    xs, vs = jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(v)
+    eps = max(float(jnp.finfo(jnp.result_type(a)).eps) for a in xs)
+    x_norm = jnp.max(jnp.stack([jnp.max(jnp.abs(a)) for a in xs]))
+    v_norm = jnp.max(jnp.stack([jnp.max(jnp.abs(b)) for b in vs]))
+    v_norm = jnp.where(v_norm > 0, v_norm, 1.0)  # v = 0: any step gives 0
+    return eps ** (1 / 3) * jnp.maximum(1.0, x_norm) / v_norm
 
 
 class _FirstOrderFlow:
@@ -153,18 +194,20 @@ class HessianDampedFlow(HeavyBallFlow):
     :math:`\gamma^2 \beta\gamma\,\nabla^2 f\,x' + O(\gamma^4)`, hence
     :math:`c = \beta\gamma` and the scheme is second order for this flow.
     The product :math:`\nabla^2 f\,x'` is exact (``hessian="hvp"``) or a
-    gradient difference (``"finite_difference"``).
+    central gradient difference (``"finite_difference"``, see
+    :func:`dynopt.hessian_vector_product`).
 
     Attributes:
       friction: :math:`\lambda`.
       hessian_damping: :math:`c \ge 0`.
       hessian: ``"hvp"`` or ``"finite_difference"``.
-      epsilon: step of the gradient difference.
+      epsilon: step of the gradient difference; None (default) scales it with
+        the dtype and the sizes of ``x`` and ``x'``.
     """
 
     hessian_damping: Any = 0.0
     hessian: str = "hvp"
-    epsilon: float = 1e-6
+    epsilon: float | None = None
 
     def vector_field(self, loss_fn):
         g = self._grad(loss_fn)
@@ -302,7 +345,8 @@ class HighResolutionFlow(_PositionVelocityFlow):
       hessian_damping: :math:`c`.
       gradient_scale: :math:`\sigma`.
       hessian: ``"hvp"`` or ``"finite_difference"``.
-      epsilon: step of the gradient difference.
+      epsilon: step of the gradient difference; None (default) scales it with
+        the dtype (see :func:`dynopt.hessian_vector_product`).
 
     References:
       B. Shi, S. Du, M. Jordan, W. Su, *Understanding the acceleration phenomenon
@@ -314,7 +358,7 @@ class HighResolutionFlow(_PositionVelocityFlow):
     hessian_damping: Any = 0.0
     gradient_scale: Any = 0.0
     hessian: str = "hvp"
-    epsilon: float = 1e-6
+    epsilon: float | None = None
 
     order: int = dataclasses.field(default=1, init=False)
 

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .base import Optimizer
+
 tree_map = jax.tree_util.tree_map
 
 
@@ -37,7 +39,7 @@ class MasterWeightsState(NamedTuple):
 
 def master_weights(
     tx: optax.GradientTransformation, dtype: Any = jnp.float32
-) -> optax.GradientTransformationExtraArgs:
+) -> Optimizer:
     r"""Runs ``tx`` on a high-precision master copy of low-precision parameters.
 
     .. math:: M_{k+1} = M_k + \mathrm{tx}(g_k), \qquad x_{k+1} = \mathrm{round}(M_{k+1})
@@ -55,8 +57,10 @@ def master_weights(
       dtype: the master dtype (default ``jnp.float32``).
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs`` with
-      :class:`MasterWeightsState`; ``update`` needs ``params``.
+      An :class:`~dynopt.Optimizer` (an ``optax.GradientTransformationExtraArgs``)
+      with :class:`MasterWeightsState`; ``update`` needs ``params``. It carries
+      the :class:`~dynopt.Dynamics` of ``tx`` (None for a plain optax ``tx``):
+      the master copy follows the same flow and clock.
 
     Raises:
       TypeError: ``tx`` is not a transform or ``dtype`` is not a floating dtype.
@@ -93,6 +97,8 @@ def master_weights(
         raise TypeError(
             f"master_weights: `dtype` must be a floating dtype, got {dtype!r}"
         )
+    dynamics = getattr(tx, "dynamics", None)
+    position = getattr(tx, "ode_position", None)
     tx = optax.with_extra_args_support(tx)
 
     def init_fn(params):
@@ -108,4 +114,7 @@ def master_weights(
         new_updates = tree_map(lambda m, p: m - p.astype(dtype), master, params)
         return new_updates, MasterWeightsState(master=master, inner=inner)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    opt = Optimizer(init_fn, update_fn, dynamics)
+    if position is not None:  # e.g. NAG-C's x_k, found inside the nested state
+        opt.__dict__["ode_position"] = position
+    return opt

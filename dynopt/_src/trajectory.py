@@ -8,8 +8,9 @@ chunks and keeps every ``save_every``-th iterate with its loss and its ODE time
 :class:`Trajectory`, so the two can be compared with
 :func:`dynopt.trajectory_gap`.
 
-Tight tolerances need float64: turn it on with
-``jax.config.update("jax_enable_x64", True)`` before building parameters.
+Tight tolerances need float64: :func:`continuous_trajectory` solves in float64
+by default (inside ``jax.enable_x64``) even when x64 is off globally; the
+discrete run uses the optimiser's own dtypes.
 """
 
 from __future__ import annotations
@@ -291,6 +292,7 @@ def continuous_trajectory(
     atol: float = 1e-10,
     dt0: float | None = None,
     max_steps: int = 1_000_000,
+    x64: bool = True,
 ) -> Trajectory:
     r"""Integrates the flow an optimiser discretises, sampled at ``times``.
 
@@ -301,12 +303,19 @@ def continuous_trajectory(
     (e.g. :class:`dynopt.ModifiedGradientFlow`). It starts at ``t = 0`` from
     ``params`` at rest (flows singular at 0 start at their ``start_time`` from
     a series, see :class:`dynopt.SuBoydCandesFlow`) and is solved with diffrax,
-    by default Dopri8 (8th order) with a PID step-size controller, saving at
-    exactly ``times`` (``diffrax.SaveAt(ts=times)``).
+    by default Dopri8 (8th order) with a PID step-size controller that also
+    steps to each of ``times`` (so the saved values are step ends, not
+    interpolated between steps).
 
-    With jax's x64 switched on, the integration runs in float64 whatever the
-    dtype of ``params``; in float32 a relative tolerance below about 1e-6 is
-    not reachable, so turn x64 on for the default tolerances.
+    Precision: by default (``x64=True``) the flow's constants, ``params`` and
+    the whole solve are float64, inside ``jax.enable_x64(True)``, whether or not
+    ``jax_enable_x64`` is on globally, so the default tolerances are reachable.
+    The result is float64: jax arrays when x64 is on globally, NumPy arrays
+    when it is off (jax would truncate float64 arrays to float32, with a
+    warning, in every operation outside x64 mode; NumPy keeps them, and jax
+    takes them as float32 silently). ``x64=False`` solves in jax's default
+    float dtype (float32 unless x64 is on), where a relative tolerance below
+    about 1e-6 is not reachable.
 
     Args:
       optimizer: a dynopt optimiser or a flow.
@@ -318,9 +327,10 @@ def continuous_trajectory(
       rtol, atol: tolerances of the PID controller.
       dt0: initial step (default: chosen by diffrax).
       max_steps: diffrax's step budget.
+      x64: solve in float64 even when x64 is off globally (default True).
 
     Returns:
-      A :class:`Trajectory` at ``times``.
+      A :class:`Trajectory` at ``times`` (float64 unless ``x64=False``).
 
     Raises:
       ValueError / TypeError: bad ``times``, non-finite ``params``, ``loss_fn``
@@ -335,6 +345,27 @@ def continuous_trajectory(
       0.36788
     """
     fn = "continuous_trajectory"
+    if not isinstance(x64, bool):
+        raise TypeError(f"{fn}: `x64` must be a bool, got {x64!r}")
+    if not x64:
+        return _continuous_trajectory(
+            optimizer, loss_fn, params, times, solver, rtol, atol, dt0, max_steps
+        )
+    global_x64 = bool(jax.config.jax_enable_x64)
+    with jax.enable_x64(True):
+        traj = _continuous_trajectory(
+            optimizer, loss_fn, params, times, solver, rtol, atol, dt0, max_steps
+        )
+        if not global_x64:  # keep float64 outside x64 mode: NumPy arrays
+            traj = Trajectory(*jax.device_get(tuple(traj)))
+    return traj
+
+
+def _continuous_trajectory(
+    optimizer, loss_fn, params, times, solver, rtol, atol, dt0, max_steps
+) -> Trajectory:
+    fn = "continuous_trajectory"
+    # Inside jax.enable_x64 the flow's constants are computed in float64 too.
     flow = _as_flow(fn, optimizer)
     check_params(fn, params)
     check_loss_fn(fn, loss_fn, params)
@@ -405,7 +436,12 @@ def _make_solve(build_flow, loss_fn, config):
                 dt0=dt0,
                 y0=y0,
                 saveat=diffrax.SaveAt(ts=ts),
-                stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+                # Step to every save time: a saved value is then the end of a
+                # step, held to rtol/atol, not the dense interpolant between
+                # steps (Dopri8's is off by ~3e-9 on exp(-t) at rtol 1e-10).
+                stepsize_controller=diffrax.ClipStepSizeController(
+                    diffrax.PIDController(rtol=rtol, atol=atol), step_ts=ts
+                ),
                 max_steps=max_steps,
             ).ys
 

@@ -63,11 +63,17 @@ def test_bitwise_equal_to_optax_sgd(request, dtype, lr, nesterov):
 
 
 @pytest.mark.parametrize("lr", [0.1, SCHEDULE], ids=["constant", "schedule"])
-def test_sgd_bitwise_equal_to_optax_sgd(lr):
-    grad, x0 = _problem(jnp.float32)
-    np.testing.assert_array_equal(
-        _run(dynopt.sgd(lr), grad, x0), _run(optax.sgd(lr), grad, x0)
-    )
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sgd_bitwise_equal_to_optax_sgd(request, dtype, lr):
+    if dtype == "float64":
+        request.getfixturevalue("x64")
+    grad, x0 = _problem(jnp.dtype(dtype))
+    ours = _run(dynopt.sgd(lr), grad, x0)
+    theirs = _run(optax.sgd(lr), grad, x0)
+    assert ours.dtype == theirs.dtype == np.dtype(dtype)
+    assert np.all(np.isfinite(ours))
+    assert np.max(np.abs(ours - np.asarray(x0))) > 1.0  # the run moved
+    np.testing.assert_array_equal(ours, theirs)
 
 
 def test_nesterov_factory_is_momentum_with_nesterov():

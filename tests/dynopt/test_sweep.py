@@ -10,18 +10,28 @@ import dynopt
 from tests.tolerances import F64_ITERATES
 
 FACTORIES = {
-    "sgd": (lambda: dynopt.sgd(0.1), {"learning_rate": 0.05}),
+    "sgd": (
+        lambda: dynopt.sgd(0.1, weight_decay=0.0),
+        {"learning_rate": 0.05, "weight_decay": 0.3},
+    ),
     "momentum": (
-        lambda: dynopt.momentum(0.1, 0.9, dampening=0.1),
-        {"learning_rate": 0.05, "beta": 0.5, "dampening": 0.2},
+        lambda: dynopt.momentum(0.1, 0.9, dampening=0.1, weight_decay=1e-3),
+        {"learning_rate": 0.05, "beta": 0.5, "dampening": 0.2, "weight_decay": 0.3},
     ),
     "nesterov": (
-        lambda: dynopt.nesterov(0.1, 0.9),
-        {"learning_rate": 0.05, "beta": 0.5},
+        lambda: dynopt.nesterov(0.1, 0.9, weight_decay=0.0),
+        {"learning_rate": 0.05, "beta": 0.5, "weight_decay": 0.3},
     ),
     "adam": (
-        lambda: dynopt.adam(0.1),
-        {"learning_rate": 0.05, "b1": 0.5, "b2": 0.9, "eps": 1e-3, "eps_root": 1e-4},
+        lambda: dynopt.adam(0.1, weight_decay=0.0),
+        {
+            "learning_rate": 0.05,
+            "b1": 0.5,
+            "b2": 0.9,
+            "eps": 1e-3,
+            "eps_root": 1e-4,
+            "weight_decay": 0.3,
+        },
     ),
 }
 
@@ -50,6 +60,88 @@ def test_changing_any_hyperparameter_never_retraces(name):
     assert len(traces) == 1
     # and the new values were used: every change moved the iterate
     assert all(not np.array_equal(a, b) for a, b in zip(outs, outs[1:]))
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_changed_weight_decay_is_the_pytorch_step(x64, nesterov):
+    """After ``set_hyperparams(weight_decay=w)`` the step is ``g + w x`` fed to
+    the buffer, in closed form: ``m = (g + w x) + beta m``, ``u = -lr d`` with
+    ``d = m`` (heavy ball) or ``g + w x + beta m`` (Nesterov); one trace."""
+    lr, beta = 0.1, 0.9
+    tx = dynopt.momentum(lr, beta, nesterov=nesterov, weight_decay=0.0)
+    traces = []
+
+    @jax.jit
+    def step(x, s):
+        traces.append(1)
+        u, s = tx.update(jnp.cos(x), s, x)
+        return optax.apply_updates(x, u), s
+
+    x, s = jnp.array([1.0, -2.0, 0.5]), tx.init(jnp.zeros(3))
+    xs, m = np.asarray(x), np.zeros(3)
+    for w in (0.0, 0.5, 0.0, 2.0):
+        s = dynopt.set_hyperparams(s, weight_decay=w)
+        x, s = step(x, s)
+        g = np.cos(xs) + w * xs
+        m = g + beta * m
+        xs = xs - lr * ((g + beta * m) if nesterov else m)
+        np.testing.assert_allclose(x, xs, **F64_ITERATES)
+    assert len(traces) == 1
+
+
+def test_changed_dampening_is_used_even_from_zero(x64):
+    """A dampening leaf built as 0 is not baked in: ``m = (1 - d) g + beta m``
+    after the first (undampened) step, with d set later; one trace."""
+    lr, beta = 0.1, 0.9
+    tx = dynopt.momentum(lr, beta, dampening=0.0)
+    traces = []
+
+    @jax.jit
+    def step(x, s):
+        traces.append(1)
+        u, s = tx.update(jnp.cos(x), s, x)
+        return optax.apply_updates(x, u), s
+
+    x, s = jnp.array([1.0, -2.0, 0.5]), tx.init(jnp.zeros(3))
+    xs, m = np.asarray(x), np.zeros(3)
+    for k, d in enumerate((0.0, 0.5, 0.25)):
+        s = dynopt.set_hyperparams(s, dampening=d)
+        x, s = step(x, s)
+        m = (1.0 if k == 0 else 1 - d) * np.cos(xs) + beta * m
+        xs = xs - lr * m
+        np.testing.assert_allclose(x, xs, **F64_ITERATES)
+    assert len(traces) == 1
+
+
+def test_adam_weight_decay_change_matches_optax_add_decayed_weights(x64):
+    """The second step with ``weight_decay`` set to 0.5 is optax's
+    ``chain(add_decayed_weights(0.5), adam)`` from the same moments."""
+    tx = dynopt.adam(0.1, weight_decay=0.0)
+    x = jnp.array([1.0, -2.0, 0.5])
+    u, s = tx.update(jnp.cos(x), tx.init(x), x)
+    x1 = optax.apply_updates(x, u)
+    s = dynopt.set_hyperparams(s, weight_decay=0.5)
+    u, _ = tx.update(jnp.cos(x1), s, x1)
+    ref = optax.chain(optax.add_decayed_weights(0.5), optax.adam(0.1))
+    decay_state, (adam_state, *rest) = ref.init(x1)
+    adam_state = adam_state._replace(count=s.count, mu=s.mu, nu=s.nu)
+    ref_state = (decay_state, (adam_state, *rest))
+    expected, _ = ref.update(jnp.cos(x1), ref_state, x1)
+    np.testing.assert_allclose(u, expected, **F64_ITERATES)
+
+
+def test_sweep_over_weight_decay_equals_separate_runs(x64):
+    wds = jnp.array([0.0, 0.1, 1.0])
+    x0 = jnp.array([1.5, -0.5, 0.2])
+
+    def make(learning_rate, weight_decay):
+        return dynopt.momentum(learning_rate, 0.9, weight_decay=weight_decay)
+
+    res = dynopt.sweep(make, _loss, x0, 12, learning_rate=[0.05] * 3, weight_decay=wds)
+    for i in range(3):
+        ref = _separate(make(0.05, float(wds[i])), x0, 12)
+        np.testing.assert_allclose(res.params[i], ref, **F64_ITERATES)
+    assert not np.allclose(res.params[0], res.params[2])
 
 
 def _loss(x, batch=None):

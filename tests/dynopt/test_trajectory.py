@@ -1,5 +1,7 @@
 """discrete_trajectory / continuous_trajectory: behaviour, errors, REFERENCE R1."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,6 +74,39 @@ def test_continuous_gradient_flow_is_exponential(x64):
     np.testing.assert_allclose(
         traj.loss, 0.5 * np.exp(-2 * np.asarray(times)), **tol.ODE_SOLVE_F64
     )
+
+
+def test_continuous_trajectory_is_float64_without_global_x64():
+    """x64 off globally: the solve still runs in float64 (results as NumPy)."""
+    assert not jax.config.jax_enable_x64
+    times = np.linspace(0.0, 5.0, 11)
+    expected = np.exp(-times)[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no float64-truncation warnings
+        traj = dynopt.continuous_trajectory(
+            dynopt.sgd(0.1), quadratic, jnp.ones(2), times, rtol=1e-12, atol=1e-12
+        )
+    assert not jax.config.jax_enable_x64  # the context did not leak
+    for a in (traj.times, traj.params, traj.loss):
+        assert a.dtype == np.float64
+    np.testing.assert_allclose(
+        traj.params, np.hstack([expected] * 2), **tol.ODE_SOLVE_F64_SHORT
+    )
+    np.testing.assert_allclose(traj.loss, np.exp(-2 * times), **tol.ODE_SOLVE_F64_SHORT)
+    # Opting out solves in float32, which cannot get near that.
+    f32 = dynopt.continuous_trajectory(
+        dynopt.sgd(0.1), quadratic, jnp.ones(2), times, rtol=1e-6, atol=1e-6, x64=False
+    )
+    assert f32.params.dtype == jnp.float32
+    assert np.max(np.abs(np.asarray(f32.params, np.float64) - expected)) > 1e-9
+
+
+def test_continuous_saves_are_step_ends_not_interpolated(x64):
+    """At the default rtol = atol = 1e-10 the saved points are as accurate as the
+    steps (Dopri8's dense interpolant alone is ~3e-9 off on exp(-t))."""
+    times = np.linspace(0.0, 5.0, 11)
+    traj = dynopt.continuous_trajectory(dynopt.sgd(0.1), quadratic, jnp.ones(1), times)
+    np.testing.assert_allclose(traj.params[:, 0], np.exp(-times), rtol=0, atol=1e-10)
 
 
 def test_continuous_heavy_ball_matches_expm(x64):
