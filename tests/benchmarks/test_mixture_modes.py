@@ -9,10 +9,10 @@ from benchmarks import mixture_modes
 
 @pytest.mark.slow
 def test_quick_run_writes_outputs(tmp_path):
-    # Two methods keep the compile time small; every method's trainer has its
+    # Three methods keep the compile time small; every method's trainer has its
     # own tests in tests/genvi/test_adversarial.py.
     metrics = mixture_modes.main(
-        ["--quick", "--methods", "gan", "aae", "--out", str(tmp_path)]
+        ["--quick", "--methods", "gan", "aae", "pacgan4_vi", "--out", str(tmp_path)]
     )
     for name in ("config.json", "metrics.json", "samples.png", "curves.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -22,6 +22,8 @@ def test_quick_run_writes_outputs(tmp_path):
         "GAN + EMA (same runs, EMA weights)",
         "GAN + VI reg, n_g=1, lambda=10",
         "AAE (decoded prior samples)",
+        "PacGAN4 + VI reg, n_d=n_g=5, lambda=0",
+        "PacGAN4 + VI reg, n_d=n_g=5, lambda=10",
     }
     # The n_g = 1 runs with and without the regulariser are bit-identical.
     assert metrics["ng1_bit_identical"] is True
