@@ -6,7 +6,9 @@ Contenders, timed interleaved in one run with the order rotated every round:
 transform on :class:`dynopt.FlatParams`). Every step is jitted with donated
 parameters and state. Cases: one leaf of 2^24 parameters, a ~4M-parameter tree
 of 100 leaves and a 2,000-leaf tree of 1.02M parameters; plus the full train
-step (gradient + update) on the 2,000-leaf tree. A triad ``a = b + s c`` over
+step (gradient + update) on the 2,000-leaf tree (compiling the flat train step
+there takes about a minute on 2 CPU cores: XLA:CPU compiles one kernel per
+leaf offset; ``--train-leaves`` picks another leaf count). A triad ``a = b + s c`` over
 the same number of float32 elements, timed in the same rounds, is the
 bandwidth reference. Bytes per parameter come from XLA's cost analysis.
 
@@ -44,6 +46,7 @@ OPTIMIZERS = {
     "adam": (lambda: dynopt.adam(1e-3), lambda: optax.adam(1e-3)),
 }
 CONTENDERS = ("optax", "dynopt", "dynopt_flat")
+CASES = ("leaf", "tree100", "tree2000", "train")
 
 
 def leaf_sizes(case: str, quick: bool, train_leaves: int = 2000) -> list[int]:
@@ -335,8 +338,14 @@ def main(argv=None) -> dict:
         type=int,
         default=None,
         help="leaves of the 1.02M-parameter tree of the train-step comparison; "
-        "compiling the flat train step takes about 0.1 s per leaf on XLA:CPU "
-        "(default: 400; quick 20)",
+        "compiling the flat train step takes about 30 ms per leaf on XLA:CPU "
+        "(default: 2000; quick 20)",
+    )
+    p.add_argument(
+        "--cases",
+        default="leaf,tree100,tree2000,train",
+        help="comma-separated cases to time, from leaf, tree100, tree2000, train "
+        "(default: all four)",
     )
     p.add_argument(
         "--bytes-only",
@@ -344,7 +353,7 @@ def main(argv=None) -> dict:
         help="only the cost-analysis tables, no timing (default: off)",
     )
     args = p.parse_args(argv)
-    args.train_leaves = args.train_leaves or (20 if args.quick else 400)
+    args.train_leaves = args.train_leaves or (20 if args.quick else 2000)
     if args.bytes_only:
         names = ["momentum"] if args.quick else list(OPTIMIZERS)
         n = 1 << (12 if args.quick else 16)
@@ -364,9 +373,16 @@ def main(argv=None) -> dict:
                 f"optimizer_speed: `--optimizers` must name {sorted(OPTIMIZERS)}, "
                 f"got {o!r}"
             )
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for c in cases:
+        if c not in CASES:
+            raise ValueError(
+                f"optimizer_speed: `--cases` must name {list(CASES)}, got {c!r}"
+            )
     rng = np.random.default_rng(args.seed)
-    jobs = [(o, c, False) for o in opts for c in ("leaf", "tree100", "tree2000")]
-    jobs.append((opts[0], "train", True))
+    jobs = [(o, c, False) for o in opts for c in CASES[:3] if c in cases]
+    if "train" in cases:
+        jobs.append((opts[0], "train", True))
 
     results = []
     bar = tqdm(total=len(jobs) * rounds, desc="rounds", disable=not sys.stderr.isatty())

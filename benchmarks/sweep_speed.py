@@ -11,7 +11,11 @@ problem, three ways, interleaved with the order rotated every round:
   compilation each, included in its time), timed on a subset.
 
 Reported per configuration after the first (compiling) call, with the ratio to
-``sweep`` and a bootstrap interval over rounds; compile times apart.
+``sweep`` and a bootstrap interval over rounds; compile times apart. A ladder
+of problem sizes then times ``sweep`` against ``separate_reused`` alone: on a
+CPU the batched step does the same arithmetic as the separate ones, so the
+sweep's gain is the per-step overhead it shares, large on tiny problems and
+small once the arithmetic dominates.
 Run: ``python -m benchmarks.sweep_speed``.
 """
 
@@ -104,6 +108,49 @@ def run_naive(params, loss_fn, lrs, steps, beta):
     return _common.block(out)
 
 
+def _parse_sizes(text: str) -> list[tuple[int, int]]:
+    sizes = []
+    for item in text.split(","):
+        try:
+            points, hidden = (int(v) for v in item.strip().split("x"))
+        except ValueError:
+            raise ValueError(
+                f"sweep_speed: `--ladder` must be comma-separated POINTSxHIDDEN "
+                f"pairs such as 8x4, got {item!r}"
+            ) from None
+        if points < 1 or hidden < 1:
+            raise ValueError(
+                f"sweep_speed: `--ladder` sizes must be >= 1, got {item!r}"
+            )
+        sizes.append((points, hidden))
+    return sizes
+
+
+def measure(contenders: dict, params, loss_fn, steps, beta, rounds, bar) -> tuple:
+    """Seconds per configuration of each contender, interleaved and rotated.
+
+    Returns ``(per_config, first_call_s)``: lists of ``rounds`` samples, and the
+    first (compiling) call of every contender except ``separate_naive``.
+    """
+    first = {}
+    for name, (fn, subset) in contenders.items():
+        if name != "separate_naive":
+            start = time.perf_counter()
+            fn(params, loss_fn, subset, steps, beta)  # compiles (once)
+            first[name] = time.perf_counter() - start
+    names = list(contenders)
+    per_config = {k: [] for k in names}
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn, subset = contenders[name]
+            start = time.perf_counter()
+            fn(params, loss_fn, subset, steps, beta)
+            per_config[name].append((time.perf_counter() - start) / len(subset))
+        bar.update(1)
+    return {k: np.asarray(v) for k, v in per_config.items()}, first
+
+
 def main(argv=None) -> dict:
     p = _common.parser(__doc__.split("\n")[0], "results/sweep_speed")
     p.add_argument(
@@ -122,43 +169,48 @@ def main(argv=None) -> dict:
         "--steps", type=int, default=None, help="steps per run (default: 300; quick 5)"
     )
     p.add_argument(
-        "--rounds", type=int, default=None, help="timing rounds (default: 3; quick 1)"
+        "--rounds", type=int, default=None, help="timing rounds (default: 5; quick 1)"
     )
     p.add_argument("--beta", type=float, default=0.9, help="momentum (default: 0.9)")
+    p.add_argument(
+        "--size",
+        default="64x16",
+        help="data points x hidden units of the main problem (default: 64x16)",
+    )
+    p.add_argument(
+        "--ladder",
+        default=None,
+        help="comma-separated POINTSxHIDDEN problem sizes on which the sweep is "
+        "also timed against separate_reused (default: 8x2,16x4,64x16,256x64; "
+        "quick 8x2)",
+    )
     args = p.parse_args(argv)
     q = args.quick
     configs = args.configs or (4 if q else 64)
     naive_configs = min(configs, args.naive_configs or (2 if q else 8))
     steps = args.steps or (5 if q else 300)
-    rounds = args.rounds or (1 if q else 3)
-    params, loss_fn = make_problem(jax.random.PRNGKey(args.seed), 64, 4, 16)
+    rounds = args.rounds or (1 if q else 5)
+    ((points, hidden),) = _parse_sizes(args.size)
+    ladder = _parse_sizes(args.ladder or ("8x2" if q else "8x2,16x4,64x16,256x64"))
     lrs = np.geomspace(1e-3, 0.1, configs).astype(np.float32)
+    rng = np.random.default_rng(args.seed)
+    bar = tqdm(
+        total=rounds * (1 + len(ladder)),
+        desc="rounds",
+        disable=not sys.stderr.isatty(),
+    )
+
+    params, loss_fn = make_problem(jax.random.PRNGKey(args.seed), points, 4, hidden)
     run_reused = make_reused(params, loss_fn, lrs, steps, args.beta)
     run_sweep = make_sweep(args.beta)
-
     contenders = {
         "sweep": (run_sweep, lrs),
         "separate_reused": (run_reused, lrs),
         "separate_naive": (run_naive, lrs[:naive_configs]),
     }
-    compile_s = {}
-    for name in ("sweep", "separate_reused"):
-        fn, subset = contenders[name]
-        start = time.perf_counter()
-        fn(params, loss_fn, subset, steps, args.beta)  # compiles (once)
-        compile_s[name] = time.perf_counter() - start
-    names = list(contenders)
-    per_config = {k: [] for k in names}
-    bar = tqdm(total=rounds, desc="rounds", disable=not sys.stderr.isatty())
-    for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            fn, subset = contenders[name]
-            start = time.perf_counter()
-            fn(params, loss_fn, subset, steps, args.beta)
-            per_config[name].append((time.perf_counter() - start) / len(subset))
-        bar.update(1)
-    bar.close()
+    per_config, compile_s = measure(
+        contenders, params, loss_fn, steps, args.beta, rounds, bar
+    )
 
     # the sweep's answer equals the separate runs' (checked on the last losses)
     sweep_losses = np.asarray(run_sweep(params, loss_fn, lrs, steps, args.beta))
@@ -167,10 +219,9 @@ def main(argv=None) -> dict:
         np.max(np.abs(sweep_losses[:, -1] - reused[:, -1]) / np.abs(reused[:, -1]))
     )
 
-    rng = np.random.default_rng(args.seed)
     rows, results = [], {}
-    for name in names:
-        t = np.asarray(per_config[name])
+    for name in contenders:
+        t = per_config[name]
         point, lo, hi = ratio_ci(t, per_config["sweep"], rng)
         results[name] = {
             "per_config_s": float(np.median(t)),
@@ -188,11 +239,46 @@ def main(argv=None) -> dict:
                 f"{point:.3g} [{lo:.3g}, {hi:.3g}]",
             ]
         )
+
+    ladder_rows, ladder_results = [], []
+    for pts, hid in ladder:
+        lp, lloss = make_problem(jax.random.PRNGKey(args.seed), pts, 4, hid)
+        lcont = {
+            "sweep": (make_sweep(args.beta), lrs),
+            "separate_reused": (make_reused(lp, lloss, lrs, steps, args.beta), lrs),
+        }
+        t, _ = measure(lcont, lp, lloss, steps, args.beta, rounds, bar)
+        point, lo, hi = ratio_ci(t["separate_reused"], t["sweep"], rng)
+        n_params = sum(x.size for x in jax.tree_util.tree_leaves(lp))
+        ladder_results.append(
+            {
+                "points": pts,
+                "hidden": hid,
+                "params": int(n_params),
+                "sweep_per_config_s": float(np.median(t["sweep"])),
+                "reused_per_config_s": float(np.median(t["separate_reused"])),
+                "speedup": point,
+                "ci95": [lo, hi],
+            }
+        )
+        ladder_rows.append(
+            [
+                f"{pts}x{hid}",
+                int(n_params),
+                float(np.median(t["separate_reused"])) * 1e3,
+                float(np.median(t["sweep"])) * 1e3,
+                f"{point:.3g} [{lo:.3g}, {hi:.3g}]",
+            ]
+        )
+    bar.close()
+
     best = int(np.nanargmin(sweep_losses[:, -1]))
     metrics = {
         "configs": configs,
         "steps": steps,
+        "size": [points, hidden],
         "results": results,
+        "ladder": ladder_results,
         "final_loss": sweep_losses[:, -1],
         "learning_rates": lrs,
         "best_learning_rate": float(lrs[best]),
@@ -202,7 +288,8 @@ def main(argv=None) -> dict:
     _common.print_table(
         ["contender", "configs timed", "ms per config", "x sweep [95% CI]"],
         rows,
-        title=f"{configs} learning rates, {steps} momentum steps each "
+        title=f"{configs} learning rates, {steps} momentum steps each, "
+        f"{points} points x {hidden} hidden units "
         "(after compilation, except separate_naive; median over rounds)",
     )
     print(
@@ -210,15 +297,37 @@ def main(argv=None) -> dict:
         + ", ".join(f"{k} {v:.2f} s" for k, v in compile_s.items())
     )
     print(f"sweep vs separate final losses: max relative diff = {max_diff:.3g}")
+    _common.print_table(
+        [
+            "points x hidden",
+            "params",
+            "separate_reused ms/config",
+            "sweep ms/config",
+            "speedup [95% CI]",
+        ],
+        ladder_rows,
+        title=f"Problem size against the sweep's speedup over separate_reused "
+        f"({configs} configurations)",
+    )
     plt = _common.plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     axes[0].semilogx(lrs, sweep_losses[:, -1], "o-", ms=3)
     axes[0].set_xlabel("learning rate")
     axes[0].set_ylabel(f"loss after {steps} steps")
     axes[0].set_yscale("log")
+    names = list(results)
     axes[1].bar(names, [results[n]["per_config_s"] * 1e3 for n in names])
     axes[1].set_yscale("log")
     axes[1].set_ylabel("ms per configuration")
+    sizes = [r["params"] for r in ladder_results]
+    speed = np.array([r["speedup"] for r in ladder_results])
+    ci = np.array([r["ci95"] for r in ladder_results]).reshape(-1, 2)
+    axes[2].errorbar(sizes, speed, yerr=np.abs(ci.T - speed), fmt="o-", capsize=3)
+    axes[2].axhline(10.0, color="k", lw=0.8, ls="--")
+    axes[2].set_xscale("log")
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("parameters per configuration")
+    axes[2].set_ylabel("sweep speedup over separate_reused")
     fig.tight_layout()
     _common.savefig(fig, out, "sweep_speed.png")
     print(f"\nwrote {out}")

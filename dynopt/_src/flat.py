@@ -13,7 +13,9 @@ Cost: on XLA:CPU every leaf read through the view is a slice at its own
 offset, and each such fused kernel is compiled separately (the leaves of a
 pytree share one kernel per shape), so compiling a train step that reads ``L``
 leaves through :meth:`FlatParams.tree` takes extra time growing with ``L``
-(about 0.1 s per leaf on a 2-core machine). The optimiser step itself, which
+(on 2 CPU cores, 2,000 leaves of 512 parameters: 78 s against 21 s for the
+same step on the pytree, measured by ``python -m benchmarks.optimizer_speed``;
+the compiled flat step then ran 8.5x faster). The optimiser step itself, which
 only touches the buffers, compiles as fast as for one array.
 
 Typical step::

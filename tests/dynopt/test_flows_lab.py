@@ -8,7 +8,7 @@ from scipy.special import j1
 
 import dynopt
 from tests import tolerances as tol
-from tests.dynopt.lab_problems import R2_CURVATURES, r2_quadratic, wavy
+from tests.dynopt.lab_problems import R2_CURVATURES, r2_quadratic, r6_quadratic, wavy
 
 
 def test_su_boyd_candes_matches_the_bessel_closed_form(x64):
@@ -126,3 +126,85 @@ def test_modified_gradient_field(x64):
     field = dynopt.ModifiedGradientFlow(0.1).vector_field(wavy)(0.0, x, None)
     g, hess = jax.grad(wavy)(x), jax.hessian(wavy)(x)
     np.testing.assert_allclose(field, -(g + 0.05 * hess @ g), rtol=1e-12)
+
+
+def _discrete_path(tx, loss, x0, num_steps):
+    g = jax.grad(loss)
+    update = jax.jit(tx.update)
+    x, state, xs = x0, tx.init(x0), [np.asarray(x0)]
+    for _ in range(num_steps):
+        u, state = update(g(x), state, x)
+        x = x + u
+        xs.append(np.asarray(x))
+    return np.array(xs)
+
+
+def _field_matrix(flow, loss, d):
+    """The matrix A of a flow's field y' = A y on a quadratic loss, y = (x, v),
+    read off at the unit vectors."""
+    field = flow.vector_field(loss)
+    columns = []
+    for e in np.eye(2 * d):
+        dx, dv = field(0.0, (jnp.asarray(e[:d]), jnp.asarray(e[d:])), None)
+        columns.append(np.concatenate([np.asarray(dx), np.asarray(dv)]))
+    return np.stack(columns, axis=1)
+
+
+def _linear_flow_path(a, x0, x1, h, times):
+    """Exact path y(t_k) = expm(A t_k) y(0) (scipy) of y' = A y from x(0) = x0,
+    with the velocity that reaches x1 at t = h to second order:
+    x1 = x0 + h v + h^2 / 2 x''(0)."""
+    from scipy.linalg import expm
+
+    d = len(x0)
+    v = (x1 - x0) / h
+    for _ in range(30):  # a contraction: the h/2 x''(0) correction is O(h)
+        acc = (a @ np.concatenate([x0, v]))[d:]
+        v = (x1 - x0) / h - 0.5 * h * acc
+    y0 = np.concatenate([x0, v])
+    return np.array([(expm(a * t) @ y0)[:d] for t in times])
+
+
+def test_high_resolution_odes_track_their_discrete_methods(x64):
+    """Shi, Du, Jordan, Su (arXiv:1810.08907): at step s, NAG-SC and heavy ball
+    (lr s, beta = (1 - sqrt(mu s)) / (1 + sqrt(mu s)), clock t_k = k sqrt(s))
+    are consistent with their high-resolution ODEs to O(s), but with the
+    low-resolution ODE X'' + 2 sqrt(mu) X' + grad f = 0 they share only to
+    O(sqrt(s)). Each ODE starts at x_0 with the velocity that reaches x_1 at
+    t = sqrt(s) to second order, and is solved exactly (matrix exponential of
+    the flow's linear field on this quadratic): the gap
+    max_k |x_k - X(t_k)| over t <= 4 shrinks like s for the matching
+    high-resolution ODE (order 1) and like sqrt(s) for the low-resolution one
+    (order 1/2), and NAG-SC is far from heavy ball's ODE (no Hessian damping)."""
+    mu, horizon, steps = 1.0, 4.0, (0.01, 0.0025)
+    x0 = jnp.array([1.0, 1.0])
+    low = dynopt.HeavyBallFlow(2.0 * np.sqrt(mu))
+    gaps = {}
+    for s in steps:
+        n = int(round(horizon / np.sqrt(s)))
+        times = np.arange(n + 1) * np.sqrt(s)
+        beta = (1 - np.sqrt(mu * s)) / (1 + np.sqrt(mu * s))
+        for method, tx in (
+            ("nesterov", dynopt.nesterov(s, beta)),
+            ("heavy_ball", dynopt.momentum(s, beta)),
+        ):
+            xs = _discrete_path(tx, r6_quadratic, x0, n)
+            for name, flow in (
+                ("nesterov", dynopt.high_resolution_flow("nesterov", s, mu)),
+                ("heavy_ball", dynopt.high_resolution_flow("heavy_ball", s, mu)),
+                ("low", low),
+            ):
+                a = _field_matrix(flow, r6_quadratic, 2)
+                path = _linear_flow_path(a, xs[0], xs[1], np.sqrt(s), times)
+                gaps[method, name, s] = np.max(np.abs(xs - path))
+
+    def order(method, name):
+        return dynopt.empirical_order(steps, [gaps[method, name, s] for s in steps])
+
+    for method in ("nesterov", "heavy_ball"):
+        assert abs(order(method, method) - 1.0) < tol.ORDER_SLOPE, gaps
+        assert abs(order(method, "low") - 0.5) < tol.ORDER_SLOPE, gaps
+        for s in steps:
+            assert gaps[method, method, s] < gaps[method, "low", s] / 3, gaps
+    for s in steps:
+        assert gaps["nesterov", "nesterov", s] < gaps["nesterov", "heavy_ball", s] / 3

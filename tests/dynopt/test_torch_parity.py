@@ -136,12 +136,17 @@ def test_dampening_first_step_is_not_dampened(x64):
     np.testing.assert_allclose(u2, -0.1 * (0.9 * g + 0.5 * g), rtol=1e-15)
 
 
-def _keras(lrs, mu):
-    """Keras / Sutskever: v <- mu v - lr g; x <- x + v."""
+def _keras(lrs, mu, nesterov=False):
+    """Keras / Sutskever: v <- mu v - lr g; x <- x + v.
+
+    With ``nesterov=True`` Keras's ``SGD(nesterov=True)`` rule:
+    v <- mu v - lr g; x <- x + mu v - lr g.
+    """
     x, v, xs = X0.copy(), np.zeros_like(X0), [X0.copy()]
     for lr in lrs:
-        v = mu * v - lr * grad_np(x)
-        x = x + v
+        g = grad_np(x)
+        v = mu * v - lr * g
+        x = x + (mu * v - lr * g if nesterov else v)
         xs.append(x.copy())
     return np.array(xs)
 
@@ -169,6 +174,14 @@ def test_equals_keras_and_polyak_at_constant_rate(x64):
     ours = _dynopt_path(dynopt.momentum(0.05, 0.9))
     np.testing.assert_allclose(ours, _keras([0.05] * STEPS, 0.9), **F64_ITERATES)
     np.testing.assert_allclose(ours, _polyak(0.05, 0.9), **F64_ITERATES)
+
+
+def test_nesterov_equals_keras_nesterov_at_constant_rate(x64):
+    ours = _dynopt_path(dynopt.nesterov(0.05, 0.9))
+    keras = _keras([0.05] * STEPS, 0.9, nesterov=True)
+    np.testing.assert_allclose(ours, keras, **F64_ITERATES)
+    # and the Nesterov path is not the heavy-ball one
+    assert np.max(np.abs(keras - _keras([0.05] * STEPS, 0.9))) > 1e-3
 
 
 def test_exact_difference_to_keras_when_the_rate_changes(x64):
