@@ -108,20 +108,19 @@ def run_naive(params, loss_fn, lrs, steps, beta):
     return _common.block(out)
 
 
-def _parse_sizes(text: str) -> list[tuple[int, int]]:
+def _parse_sizes(text: str, flag: str) -> list[tuple[int, int]]:
+    """``"8x2,64x16"`` -> ``[(8, 2), (64, 16)]``; ``flag`` names the option."""
     sizes = []
     for item in text.split(","):
         try:
             points, hidden = (int(v) for v in item.strip().split("x"))
         except ValueError:
             raise ValueError(
-                f"sweep_speed: `--ladder` must be comma-separated POINTSxHIDDEN "
+                f"sweep_speed: `{flag}` must be comma-separated POINTSxHIDDEN "
                 f"pairs such as 8x4, got {item!r}"
             ) from None
         if points < 1 or hidden < 1:
-            raise ValueError(
-                f"sweep_speed: `--ladder` sizes must be >= 1, got {item!r}"
-            )
+            raise ValueError(f"sweep_speed: `{flag}` sizes must be >= 1, got {item!r}")
         sizes.append((points, hidden))
     return sizes
 
@@ -190,8 +189,13 @@ def main(argv=None) -> dict:
     naive_configs = min(configs, args.naive_configs or (2 if q else 8))
     steps = args.steps or (5 if q else 300)
     rounds = args.rounds or (1 if q else 5)
-    ((points, hidden),) = _parse_sizes(args.size)
-    ladder = _parse_sizes(args.ladder or ("8x2" if q else "8x2,16x4,64x16,256x64"))
+    main_size = _parse_sizes(args.size, "--size")
+    if len(main_size) != 1:
+        raise ValueError(f"sweep_speed: `--size` must be one size, got {args.size!r}")
+    ((points, hidden),) = main_size
+    ladder = _parse_sizes(
+        args.ladder or ("8x2" if q else "8x2,16x4,64x16,256x64"), "--ladder"
+    )
     lrs = np.geomspace(1e-3, 0.1, configs).astype(np.float32)
     rng = np.random.default_rng(args.seed)
     bar = tqdm(
