@@ -340,7 +340,7 @@ def main(argv=None) -> dict:
         type=int,
         default=None,
         help="leaves of the 1.02M-parameter tree of the train-step comparison; "
-        "compiling the flat train step takes about 30 ms per leaf on XLA:CPU "
+        "compiling the flat train step takes about 40 ms per leaf on XLA:CPU "
         "(default: 2000; quick 20)",
     )
     p.add_argument(
