@@ -128,7 +128,7 @@ def _parse_sizes(text: str, flag: str) -> list[tuple[int, int]]:
 def measure(contenders: dict, params, loss_fn, steps, beta, rounds, bar) -> tuple:
     """Seconds per configuration of each contender, interleaved and rotated.
 
-    Returns ``(per_config, first_call_s)``: lists of ``rounds`` samples, and the
+    Returns ``(per_config, first_call_s)``: arrays of ``rounds`` samples, and the
     first (compiling) call of every contender except ``separate_naive``.
     """
     first = {}
