@@ -128,17 +128,6 @@ def test_modified_gradient_field(x64):
     np.testing.assert_allclose(field, -(g + 0.05 * hess @ g), rtol=1e-12)
 
 
-def _discrete_path(tx, loss, x0, num_steps):
-    g = jax.grad(loss)
-    update = jax.jit(tx.update)
-    x, state, xs = x0, tx.init(x0), [np.asarray(x0)]
-    for _ in range(num_steps):
-        u, state = update(g(x), state, x)
-        x = x + u
-        xs.append(np.asarray(x))
-    return np.array(xs)
-
-
 def _field_matrix(flow, loss, d):
     """The matrix A of a flow's field y' = A y on a quadratic loss, y = (x, v),
     read off at the unit vectors."""
@@ -188,7 +177,8 @@ def test_high_resolution_odes_track_their_discrete_methods(x64):
             ("nesterov", dynopt.nesterov(s, beta)),
             ("heavy_ball", dynopt.momentum(s, beta)),
         ):
-            xs = _discrete_path(tx, r6_quadratic, x0, n)
+            traj = dynopt.discrete_trajectory(tx, r6_quadratic, x0, n, progress=False)
+            xs = np.asarray(traj.params)
             for name, flow in (
                 ("nesterov", dynopt.high_resolution_flow("nesterov", s, mu)),
                 ("heavy_ball", dynopt.high_resolution_flow("heavy_ball", s, mu)),
