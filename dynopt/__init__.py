@@ -3,26 +3,26 @@
 An optimiser is a continuous-time model (a flow), a numerical scheme and a clock
 mapping step ``k`` to ODE time ``t_k``. :func:`sgd`, :func:`momentum` and
 :func:`nesterov` are drop-in optax transforms that carry their
-:class:`Dynamics`.
+:class:`Dynamics`; all of them are built by :func:`discretise` from a flow and a
+scheme (:class:`ExplicitEuler`, :class:`Leapfrog`, :class:`RK4`, ...).
 """
 
 from ._src.accelerated import HeunState as HeunState
 from ._src.accelerated import NagCState as NagCState
+from ._src.accelerated import NesterovConvex as NesterovConvex
 from ._src.accelerated import heun as heun
 from ._src.accelerated import nag_c as nag_c
 from ._src.accelerated import nag_c_position as nag_c_position
 from ._src.adam import AdamFlow as AdamFlow
 from ._src.adam import AdamState as AdamState
+from ._src.adam import SemiImplicitEuler as SemiImplicitEuler
 from ._src.adam import adam as adam
 from ._src.alias import MomentumState as MomentumState
 from ._src.alias import SgdState as SgdState
 from ._src.alias import momentum as momentum
 from ._src.alias import nesterov as nesterov
 from ._src.alias import sgd as sgd
-from ._src.base import Clock as Clock
-from ._src.base import Dynamics as Dynamics
 from ._src.base import Optimizer as Optimizer
-from ._src.base import Scheme as Scheme
 from ._src.base import get_hyperparams as get_hyperparams
 from ._src.base import set_hyperparams as set_hyperparams
 from ._src.compare import Gap as Gap
@@ -31,6 +31,12 @@ from ._src.compare import empirical_order as empirical_order
 from ._src.compare import modified_equation as modified_equation
 from ._src.compare import order_study as order_study
 from ._src.compare import trajectory_gap as trajectory_gap
+from ._src.discretise import DiscretisedState as DiscretisedState
+from ._src.discretise import discretise as discretise
+from ._src.dynamics import Clock as Clock
+from ._src.dynamics import Dynamics as Dynamics
+from ._src.dynamics import DynamicsAt as DynamicsAt
+from ._src.dynamics import find_dynamics as find_dynamics
 from ._src.flat import FlatLayout as FlatLayout
 from ._src.flat import FlatParams as FlatParams
 from ._src.flat import flat_optimizer as flat_optimizer
@@ -64,6 +70,14 @@ from ._src.noise import linear_scaling_rule as linear_scaling_rule
 from ._src.noise import noise_scale as noise_scale
 from ._src.noise import per_example_gradients as per_example_gradients
 from ._src.noise import sqrt_scaling_rule as sqrt_scaling_rule
+from ._src.schemes import RK4 as RK4
+from ._src.schemes import ConformalSymplectic as ConformalSymplectic
+from ._src.schemes import ExplicitEuler as ExplicitEuler
+from ._src.schemes import Heun as Heun
+from ._src.schemes import Leapfrog as Leapfrog
+from ._src.schemes import Lookahead as Lookahead
+from ._src.schemes import Scheme as Scheme
+from ._src.schemes import SymplecticEuler as SymplecticEuler
 from ._src.sde import Paths as Paths
 from ._src.sde import SdePaths as SdePaths
 from ._src.sde import noisy_paths as noisy_paths
@@ -85,7 +99,11 @@ __all__ = [
     "AdamHyperparams",
     "AdamState",
     "Clock",
+    "ConformalSymplectic",
+    "DiscretisedState",
     "Dynamics",
+    "DynamicsAt",
+    "ExplicitEuler",
     "FlatLayout",
     "FlatParams",
     "Gap",
@@ -93,26 +111,35 @@ __all__ = [
     "GradientNoise",
     "HeavyBallFlow",
     "HessianDampedFlow",
+    "Heun",
     "HeunState",
     "HighResolutionFlow",
+    "Leapfrog",
+    "Lookahead",
     "MasterWeightsState",
     "ModifiedGradientFlow",
     "MomentumState",
     "NagCState",
+    "NesterovConvex",
     "Optimizer",
     "OrderStudy",
     "Paths",
+    "RK4",
     "Scheme",
     "SdePaths",
+    "SemiImplicitEuler",
     "SgdState",
     "SuBoydCandesFlow",
     "SweepResult",
+    "SymplecticEuler",
     "Trajectory",
     "adam",
     "continuous_trajectory",
     "critical_batch_size",
     "discrete_trajectory",
+    "discretise",
     "empirical_order",
+    "find_dynamics",
     "flat_optimizer",
     "flatten",
     "get_hyperparams",

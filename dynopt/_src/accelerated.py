@@ -5,25 +5,18 @@ carrying their :class:`~dynopt.Dynamics`), so they run in plain optax loops and
 in :func:`dynopt.discrete_trajectory`.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from .base import (
-    Clock,
-    Dynamics,
-    Optimizer,
-    Scheme,
-    as_hyperparam,
-    check_learning_rate,
-    clock_start,
-)
+from .base import Optimizer, check_learning_rate
+from .discretise import Spec, build
+from .dynamics import Clock
 from .flows import GradientFlow, SuBoydCandesFlow
+from .schemes import Heun, Scheme, _zeros
 
 tree_map = jax.tree_util.tree_map
 
@@ -59,17 +52,6 @@ class HeunState(NamedTuple):
     hyperparams: dict
 
 
-NAG_C_SCHEME = Scheme(
-    "nag_c",
-    1,
-    "x_k = y_{k-1} - s grad f(y_{k-1}); y_k = x_k + (k-1)/(k+2) (x_k - x_{k-1}); "
-    "first order in sqrt(s) against the Su-Boyd-Candes ODE",
-)
-HEUN_SCHEME = Scheme(
-    "heun",
-    2,
-    "x~ = x_k - lr grad f(x_k); x_{k+1} = x_k - lr/2 (grad f(x_k) + grad f(x~))",
-)
 ROOT_CLOCK = Clock(
     "sqrt_learning_rate",
     lambda hp: jnp.sqrt(hp["learning_rate"]),
@@ -80,21 +62,53 @@ LR_CLOCK = Clock(
 )
 
 
-def _lr(learning_rate, state):
-    if callable(learning_rate):
-        return as_hyperparam(learning_rate, state.count)
-    if isinstance(learning_rate, jax.Array):
-        return learning_rate
-    return state.hyperparams["learning_rate"]
+class NesterovConvex(Scheme):
+    r"""Nesterov's NAG-C recursion on the Su-Boyd-Candes flow (``r = 3``).
+
+    .. math:: x_k = y_{k-1} - s\,\nabla f(y_{k-1}), \qquad
+              y_k = x_k + \frac{k-1}{k+2}(x_k - x_{k-1}),
+
+    with :math:`h = \sqrt s`; the buffer ``delta`` is :math:`x_k - x_{k-1}`.
+    First order in :math:`h` for the ``x_k`` sequence.
+    """
+
+    name: ClassVar[str] = "nag_c"
+    flows: ClassVar[tuple[type, ...]] = (SuBoydCandesFlow,)
+    formula: ClassVar[str] = (
+        "x_k = y_{k-1} - s grad f(y_{k-1}); y_k = x_k + (k-1)/(k+2) (x_k - x_{k-1})"
+    )
+
+    @property
+    def order(self) -> int:
+        return 1
+
+    def coefficients(self, flow, h) -> dict:
+        return {"learning_rate": h * h}
+
+    def init(self, flow, params, dtype=None) -> dict:
+        return {"delta": _zeros(params, dtype)}
+
+    def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
+        s = coefficients["learning_rate"]
+        k = (count + 1).astype(s.dtype)
+        # c_{k-1} multiplies d_{k-1}, which is zero at k = 1.
+        c_prev = (k - 2) / (k + 1)
+        c_k = (k - 1) / (k + 2)
+
+        def delta(g, d):
+            return c_prev.astype(d.dtype) * d - s.astype(d.dtype) * g.astype(d.dtype)
+
+        old = buffers["delta"]
+        new_delta = tree_map(delta, grad, old)
+        updates = tree_map(
+            lambda dn, d: (1 + c_k).astype(d.dtype) * dn - c_prev.astype(d.dtype) * d,
+            new_delta,
+            old,
+        )
+        return updates, {"delta": new_delta}
 
 
-def _stored(learning_rate):
-    if isinstance(learning_rate, jax.Array):
-        return {}
-    return {"learning_rate": as_hyperparam(learning_rate)}
-
-
-def nag_c(learning_rate: float | jax.Array | optax.Schedule) -> Optimizer:
+def nag_c(learning_rate: optax.ScalarOrSchedule) -> Optimizer:
     r"""Nesterov's method for convex functions (NAG-C), the Su-Boyd-Candes scheme.
 
     .. math:: x_k = y_{k-1} - s\,\nabla f(y_{k-1}), \qquad
@@ -138,52 +152,18 @@ def nag_c(learning_rate: float | jax.Array | optax.Schedule) -> Optimizer:
     fn = "nag_c"
     check_learning_rate(fn, learning_rate)
 
-    def init_fn(params):
-        return NagCState(
-            **clock_start(),
-            hyperparams=_stored(learning_rate),
-            delta=tree_map(jnp.zeros_like, params),
+    opt = build(
+        Spec(
+            name="nag_c",
+            scheme=NesterovConvex(),
+            values={"learning_rate": learning_rate},
+            make_flow=lambda hp: SuBoydCandesFlow(),
+            clock=ROOT_CLOCK,
+            to_ode=lambda hp: {"step": jnp.sqrt(jnp.asarray(hp["learning_rate"]))},
+            coefficients=lambda hp: {"learning_rate": hp["learning_rate"]},
+            state_type=NagCState,
         )
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        s = _lr(learning_rate, state)
-        k = (state.count + 1).astype(s.dtype)
-        # c_{k-1} multiplies d_{k-1}, which is zero at k = 1.
-        c_prev = (k - 2) / (k + 1)
-        c_k = (k - 1) / (k + 2)
-
-        def delta(g, d):
-            return c_prev.astype(d.dtype) * d - s.astype(d.dtype) * g.astype(d.dtype)
-
-        new_delta = tree_map(delta, updates, state.delta)
-        new_updates = tree_map(
-            lambda dn, d: (1 + c_k).astype(d.dtype) * dn - c_prev.astype(d.dtype) * d,
-            new_delta,
-            state.delta,
-        )
-        new_state = NagCState(
-            count=optax.safe_increment(state.count),
-            time=state.time + jnp.sqrt(s).astype(state.time.dtype),
-            hyperparams={k_: s for k_ in _stored(learning_rate)},
-            delta=new_delta,
-        )
-        return new_updates, new_state
-
-    def make_flow(learning_rate):
-        del learning_rate
-        return SuBoydCandesFlow()
-
-    dynamics = Dynamics(
-        name="nag_c",
-        scheme=NAG_C_SCHEME,
-        clock=ROOT_CLOCK,
-        hyperparams={"learning_rate": learning_rate},
-        options={},
-        make_flow=make_flow,
-        to_ode=lambda learning_rate: {"step": jnp.sqrt(jnp.asarray(learning_rate))},
     )
-    opt = Optimizer(init_fn, update_fn, dynamics)
     opt.__dict__["ode_position"] = nag_c_position
     return opt
 
@@ -220,7 +200,7 @@ def nag_c_position(params, state):
 
 
 def heun(
-    learning_rate: float | jax.Array | optax.Schedule,
+    learning_rate: optax.ScalarOrSchedule,
     *,
     grad_fn: Callable | None = None,
 ) -> Optimizer:
@@ -267,51 +247,16 @@ def heun(
     if grad_fn is not None and not callable(grad_fn):
         raise TypeError(f"{fn}: `grad_fn` must be callable or None, got {grad_fn!r}")
 
-    def init_fn(params):
-        del params
-        return HeunState(
-            **clock_start(),
-            hyperparams=_stored(learning_rate),
+    return build(
+        Spec(
+            name="heun",
+            scheme=Heun(),
+            values={"learning_rate": learning_rate},
+            make_flow=lambda hp: GradientFlow(),
+            clock=LR_CLOCK,
+            to_ode=lambda hp: {"step": jnp.asarray(hp["learning_rate"])},
+            coefficients=lambda hp: {"h": hp["learning_rate"]},
+            state_type=HeunState,
+            grad_fn=grad_fn,
         )
-
-    def update_fn(updates, state, params=None, **extra_args):
-        gf = extra_args.get("grad_fn", grad_fn)
-        if gf is None:
-            raise ValueError(
-                f"{fn}: a gradient function is needed: pass `grad_fn` to heun() or "
-                "to update(..., grad_fn=...), got None"
-            )
-        if params is None:
-            raise ValueError(f"{fn}: `params` must be given to update(), got None")
-        lr = _lr(learning_rate, state)
-        predictor = tree_map(
-            lambda p, g: p - lr.astype(p.dtype) * g.astype(p.dtype), params, updates
-        )
-        g2 = gf(predictor)
-        new_updates = tree_map(
-            lambda a, b, p: (-0.5 * lr).astype(p.dtype) * (a + b).astype(p.dtype),
-            updates,
-            g2,
-            params,
-        )
-        new_state = HeunState(
-            count=optax.safe_increment(state.count),
-            time=state.time + lr.astype(state.time.dtype),
-            hyperparams={k: lr for k in _stored(learning_rate)},
-        )
-        return new_updates, new_state
-
-    def make_flow(learning_rate):
-        del learning_rate
-        return GradientFlow()
-
-    dynamics = Dynamics(
-        name="heun",
-        scheme=HEUN_SCHEME,
-        clock=LR_CLOCK,
-        hyperparams={"learning_rate": learning_rate},
-        options={},
-        make_flow=make_flow,
-        to_ode=lambda learning_rate: {"step": jnp.asarray(learning_rate)},
     )
-    return Optimizer(init_fn, update_fn, dynamics)

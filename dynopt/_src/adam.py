@@ -12,36 +12,23 @@ Iterates equal ``optax.adam`` (same arithmetic; the tests check float64 to
 round-off and float32 to one rounding per operation).
 """
 
-from __future__ import annotations
+from typing import Any, ClassVar, NamedTuple
 
-import dataclasses
-from typing import Any, NamedTuple
-
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
 
-from .alias import (
-    LR_CLOCK,
-    _check_optional_nonnegative,
-    _current,
-    _init_hyperparams,
-    _optional,
-    _or_zero,
-    _preprocess,
-    _split,
-)
+from .alias import LR_CLOCK, _check_optional_nonnegative
 from .base import (
-    Dynamics,
     Optimizer,
-    Scheme,
     check_interval,
     check_learning_rate,
     check_nonnegative,
-    clock_start,
-    zeros_like_tree,
 )
+from .discretise import Spec, build, optional, or_zero
 from .flows import objective
+from .schemes import Scheme, _zeros
 
 tree_map = jax.tree_util.tree_map
 
@@ -66,16 +53,7 @@ class AdamState(NamedTuple):
     nu: Any
 
 
-SEMI_IMPLICIT_EULER = Scheme(
-    "semi_implicit_euler",
-    1,
-    "m_{k+1} = b1 m_k + (1-b1) g_k, v_{k+1} = b2 v_k + (1-b2) g_k^2, "
-    "x_{k+1} = x_k - lr mhat_{k+1} / (sqrt(vhat_{k+1} + eps_root) + eps)",
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class AdamFlow:
+class AdamFlow(eqx.Module):
     r"""The continuous-time model of Adam on ``(x, m, v)``.
 
     .. math:: x' = -\frac{m / (1 - e^{-a t})}{\sqrt{v / (1 - e^{-b t})} + \epsilon},
@@ -99,10 +77,10 @@ class AdamFlow:
     a: Any
     b: Any
     eps: Any = 1e-8
-    maximize: bool = False
+    maximize: bool = eqx.field(default=False, static=True)
     weight_decay: Any = 0.0
 
-    order: int = dataclasses.field(default=1, init=False)
+    order: ClassVar[int] = 1
 
     def initial_state(self, params):
         zeros = tree_map(jnp.zeros_like, params)
@@ -138,8 +116,82 @@ class AdamFlow:
         return field
 
 
+class SemiImplicitEuler(Scheme):
+    r"""Adam's step: Euler on the moments, then on ``x`` with the new moments.
+
+    .. math:: m_{k+1} = \beta_1 m_k + (1-\beta_1) g_k, \quad
+              v_{k+1} = \beta_2 v_k + (1-\beta_2) g_k^2, \quad
+              x_{k+1} = x_k - h\,\frac{\hat m_{k+1}}{\sqrt{\hat v_{k+1}
+              + \epsilon_r} + \epsilon},
+
+    with :math:`\beta_1 = 1 - a h`, :math:`\beta_2 = 1 - b h` for
+    :class:`AdamFlow` and bias corrections :math:`1 - \beta^{k+1}`; order 1.
+    The arithmetic is optax's ``adam``.
+    """
+
+    name: ClassVar[str] = "semi_implicit_euler"
+    flows: ClassVar[tuple[type, ...]] = (AdamFlow,)
+    formula: ClassVar[str] = (
+        "m_{k+1} = b1 m_k + (1-b1) g_k, v_{k+1} = b2 v_k + (1-b2) g_k^2, "
+        "x_{k+1} = x_k - lr mhat_{k+1} / (sqrt(vhat_{k+1} + eps_root) + eps)"
+    )
+
+    @property
+    def order(self) -> int:
+        return 1
+
+    def coefficients(self, flow, h) -> dict:
+        zero = jnp.zeros_like(jnp.asarray(h))
+        return {
+            "learning_rate": h,
+            "b1": 1 - flow.a * h,
+            "b2": 1 - flow.b * h,
+            "eps": flow.eps + zero,
+            "eps_root": zero,
+        }
+
+    def init(self, flow, params, dtype=None) -> dict:
+        return {"mu": _zeros(params, dtype), "nu": _zeros(params, dtype)}
+
+    def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
+        hp = coefficients
+        lr, d1, d2 = hp["learning_rate"], hp["b1"], hp["b2"]
+        count = optax.safe_increment(count)
+        # optax's order of operations, so that the iterates agree to round-off
+        mu = tree_map(
+            lambda gi, mi: (
+                (1 - d1).astype(mi.dtype) * gi.astype(mi.dtype)
+                + d1.astype(mi.dtype) * mi
+            ),
+            grad,
+            buffers["mu"],
+        )
+        nu = tree_map(
+            lambda gi, vi: (
+                (1 - d2).astype(vi.dtype) * jnp.square(gi.astype(vi.dtype))
+                + d2.astype(vi.dtype) * vi
+            ),
+            grad,
+            buffers["nu"],
+        )
+        # 1 - beta^k in the hyperparameters' precision (bf16 would round it to 0)
+        c1 = 1 - d1**count
+        c2 = 1 - d2**count
+
+        def step(mi, vi, g):
+            dt = mi.dtype
+            m_hat = mi / c1.astype(dt)
+            v_hat = vi / c2.astype(dt)
+            u = m_hat / (
+                jnp.sqrt(v_hat + hp["eps_root"].astype(dt)) + hp["eps"].astype(dt)
+            )
+            return ((-lr).astype(u.dtype) * u).astype(g.dtype)
+
+        return tree_map(step, mu, nu, grad), {"mu": mu, "nu": nu}
+
+
 def adam(
-    learning_rate: float | jax.Array | optax.Schedule,
+    learning_rate: optax.ScalarOrSchedule,
     b1: float | jax.Array = 0.9,
     b2: float | jax.Array = 0.999,
     eps: float | jax.Array = 1e-8,
@@ -204,7 +256,7 @@ def adam(
     _check_optional_nonnegative(fn, "weight_decay", weight_decay)
     if not isinstance(maximize, bool):
         raise TypeError(f"{fn}: `maximize` must be a bool, got {maximize!r}")
-    values = _optional(
+    values = optional(
         {
             "learning_rate": learning_rate,
             "b1": b1,
@@ -215,85 +267,39 @@ def adam(
         weight_decay=weight_decay,
     )
 
-    def init_fn(params):
-        return AdamState(
-            **clock_start(),
-            hyperparams=_init_hyperparams(values),
-            mu=zeros_like_tree(params, accumulator_dtype),
-            nu=zeros_like_tree(params, accumulator_dtype),
-        )
+    def to_ode(hp):
+        lr = jnp.asarray(hp["learning_rate"])
+        return {
+            "step": lr,
+            "a": (1 - hp["b1"]) / lr,
+            "b": (1 - hp["b2"]) / lr,
+            "eps": hp["eps"],
+        }
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        hp = _current(values, state)
-        lr, d1, d2 = hp["learning_rate"], hp["b1"], hp["b2"]
-        g = _preprocess(updates, params, maximize, hp, fn)
-        count = optax.safe_increment(state.count)
-        # optax's order of operations, so that the iterates agree to round-off
-        mu = tree_map(
-            lambda gi, mi: (
-                (1 - d1).astype(mi.dtype) * gi.astype(mi.dtype)
-                + d1.astype(mi.dtype) * mi
-            ),
-            g,
-            state.mu,
-        )
-        nu = tree_map(
-            lambda gi, vi: (
-                (1 - d2).astype(vi.dtype) * jnp.square(gi.astype(vi.dtype))
-                + d2.astype(vi.dtype) * vi
-            ),
-            g,
-            state.nu,
-        )
-        # 1 - beta^k in the hyperparameters' precision (bf16 would round it to 0)
-        c1 = 1 - d1**count
-        c2 = 1 - d2**count
-
-        def step(mi, vi, p):
-            dt = mi.dtype
-            m_hat = mi / c1.astype(dt)
-            v_hat = vi / c2.astype(dt)
-            u = m_hat / (
-                jnp.sqrt(v_hat + hp["eps_root"].astype(dt)) + hp["eps"].astype(dt)
-            )
-            return ((-lr).astype(u.dtype) * u).astype(p.dtype)
-
-        new_updates = tree_map(step, mu, nu, updates)
-        stored, _ = _split(values)
-        new_state = AdamState(
-            count=count,
-            time=state.time + LR_CLOCK.step(hp).astype(state.time.dtype),
-            hyperparams={k: hp[k] for k in stored},
-            mu=mu,
-            nu=nu,
-        )
-        return new_updates, new_state
-
-    def to_ode(learning_rate, b1, b2, eps=1e-8, eps_root=0.0, weight_decay=None):
-        del eps_root, weight_decay
-        lr = jnp.asarray(learning_rate)
-        return {"step": lr, "a": (1 - b1) / lr, "b": (1 - b2) / lr, "eps": eps}
-
-    def make_flow(
-        learning_rate, b1, b2, eps=1e-8, eps_root=0.0, weight_decay=None, **options
-    ):
-        ode = to_ode(learning_rate, b1, b2, eps, eps_root)
+    def make_flow(hp):
+        ode = to_ode(hp)
         return AdamFlow(
             a=ode["a"],
             b=ode["b"],
             eps=ode["eps"],
-            maximize=options["maximize"],
-            weight_decay=_or_zero(weight_decay),
+            maximize=maximize,
+            weight_decay=or_zero(hp.get("weight_decay")),
         )
 
-    dynamics = Dynamics(
-        name="adam",
-        scheme=SEMI_IMPLICIT_EULER,
-        clock=LR_CLOCK,
-        hyperparams=values,
-        options={"maximize": maximize},
-        make_flow=make_flow,
-        to_ode=to_ode,
+    def coefficients(hp):
+        return {k: hp[k] for k in ("learning_rate", "b1", "b2", "eps", "eps_root")}
+
+    return build(
+        Spec(
+            name="adam",
+            scheme=SemiImplicitEuler(),
+            values=values,
+            make_flow=make_flow,
+            clock=LR_CLOCK,
+            to_ode=to_ode,
+            coefficients=coefficients,
+            state_type=AdamState,
+            maximize=maximize,
+            accumulator_dtype=accumulator_dtype,
+        )
     )
-    return Optimizer(init_fn, update_fn, dynamics)

@@ -26,8 +26,6 @@ dynopt                 optax                           ODE
 =====================  ==============================  =================
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import jax
@@ -35,23 +33,18 @@ import jax.numpy as jnp
 import optax
 
 from .base import (
-    Clock,
-    Dynamics,
     Optimizer,
-    Scheme,
-    as_hyperparam,
     check_choice,
     check_interval,
     check_learning_rate,
     check_nonnegative,
-    clock_start,
     concrete_value,
-    zeros_like_tree,
 )
+from .discretise import Spec, build, optional, or_zero
+from .dynamics import Clock
 from .flows import GradientFlow, HeavyBallFlow, HessianDampedFlow
 from .maps import momentum_to_ode
-
-tree_map = jax.tree_util.tree_map
+from .schemes import ExplicitEuler, Leapfrog, Lookahead
 
 
 class SgdState(NamedTuple):
@@ -86,80 +79,16 @@ class MomentumState(NamedTuple):
     momentum: Any
 
 
-EXPLICIT_EULER = Scheme(
-    "explicit_euler", 1, "x_{k+1} = x_k - lr_k grad f(x_k); t_{k+1} = t_k + lr_k"
-)
-LEAPFROG = Scheme(
-    "leapfrog",
-    2,
-    "V_{k+1/2} = beta V_{k-1/2} - lr grad f(x_k), x_{k+1} = x_k + V_{k+1/2} "
-    "(velocity on half steps; order 2 from the half-step start, 1 from rest)",
-)
-LOOKAHEAD = Scheme(
-    "lookahead",
-    2,
-    "x_{k+1} = x_k + beta (x_k - x_{k-1}) - lr grad f(x_k) "
-    "- beta lr (grad f(x_k) - grad f(x_{k-1})) "
-    "(order 2 for the Hessian-damped flow from the half-step start, 1 from rest)",
-)
 LR_CLOCK = Clock(
     "learning_rate", lambda hp: hp["learning_rate"], "t_{k+1} = t_k + lr_k"
 )
 SQRT_CLOCK = Clock(
     "sqrt_learning_rate",
     lambda hp: momentum_to_ode(
-        hp["learning_rate"], hp["beta"], _or_zero(hp.get("dampening"))
+        hp["learning_rate"], hp["beta"], or_zero(hp.get("dampening"))
     )[0],
     "t_{k+1} = t_k + gamma_k, gamma = sqrt(2 lr (1 - dampening) / (1 + beta))",
 )
-
-
-def _or_zero(value):
-    """An optional hyperparameter's value, 0.0 for None (off)."""
-    return 0.0 if value is None else value
-
-
-def _optional(values: dict, **optional) -> dict:
-    """``values`` plus the optional hyperparameters that are not None."""
-    return {**values, **{k: v for k, v in optional.items() if v is not None}}
-
-
-def _split(values: dict):
-    """Separate hyperparameters kept in the state from those bound by the caller."""
-    stored = {k: v for k, v in values.items() if not isinstance(v, jax.Array)}
-    bound = {k: v for k, v in values.items() if isinstance(v, jax.Array)}
-    return stored, bound
-
-
-def _current(values, state):
-    """Hyperparameters for this step: state leaves, bound arrays, schedules."""
-    hp = {}
-    for k, v in values.items():
-        if callable(v):
-            hp[k] = as_hyperparam(v, state.count)
-        elif isinstance(v, jax.Array):
-            hp[k] = v
-        else:
-            hp[k] = state.hyperparams[k]
-    return hp
-
-
-def _preprocess(updates, params, maximize, hp, fn):
-    """PyTorch order: negate for ``maximize``, then add coupled weight decay.
-
-    The decay is applied whenever ``hp`` holds one (its value may change between
-    steps); ``weight_decay=None`` at construction leaves it out statically.
-    """
-    if maximize:
-        updates = tree_map(jnp.negative, updates)
-    wd = hp.get("weight_decay")
-    if wd is not None:
-        if params is None:
-            raise ValueError(
-                f"{fn}: `weight_decay` needs `params` in update(), got params=None"
-            )
-        updates = tree_map(lambda g, p: g + wd.astype(g.dtype) * p, updates, params)
-    return updates
 
 
 def _check_optional_nonnegative(fn, name, value):
@@ -167,13 +96,8 @@ def _check_optional_nonnegative(fn, name, value):
         check_nonnegative(fn, name, value)
 
 
-def _init_hyperparams(values):
-    stored, _ = _split(values)
-    return {k: as_hyperparam(v) for k, v in stored.items()}
-
-
 def sgd(
-    learning_rate: float | jax.Array | optax.Schedule,
+    learning_rate: optax.ScalarOrSchedule,
     *,
     weight_decay: float | jax.Array | optax.Schedule | None = None,
     maximize: bool = False,
@@ -217,51 +141,32 @@ def sgd(
     fn = "sgd"
     check_learning_rate(fn, learning_rate)
     _check_optional_nonnegative(fn, "weight_decay", weight_decay)
-    values = _optional({"learning_rate": learning_rate}, weight_decay=weight_decay)
+    if not isinstance(maximize, bool):
+        raise TypeError(f"{fn}: `maximize` must be a bool, got {maximize!r}")
+    values = optional({"learning_rate": learning_rate}, weight_decay=weight_decay)
 
-    def init_fn(params):
-        del params
-        return SgdState(
-            **clock_start(),
-            hyperparams=_init_hyperparams(values),
+    def make_flow(hp):
+        return GradientFlow(
+            maximize=maximize, weight_decay=or_zero(hp.get("weight_decay"))
         )
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        hp = _current(values, state)
-        g = _preprocess(updates, params, maximize, hp, fn)
-        lr = hp["learning_rate"]
-        new_updates = tree_map(lambda x: (-lr).astype(x.dtype) * x, g)
-        stored, _ = _split(values)
-        new_state = SgdState(
-            count=optax.safe_increment(state.count),
-            time=state.time + LR_CLOCK.step(hp).astype(state.time.dtype),
-            hyperparams={k: hp[k] for k in stored},
+    return build(
+        Spec(
+            name="sgd",
+            scheme=ExplicitEuler(),
+            values=values,
+            make_flow=make_flow,
+            clock=LR_CLOCK,
+            to_ode=lambda hp: {"step": jnp.asarray(hp["learning_rate"])},
+            coefficients=lambda hp: {"h": hp["learning_rate"]},
+            state_type=SgdState,
+            maximize=maximize,
         )
-        return new_updates, new_state
-
-    def make_flow(learning_rate, weight_decay=None, maximize=False):
-        del learning_rate
-        return GradientFlow(maximize=maximize, weight_decay=_or_zero(weight_decay))
-
-    def to_ode(learning_rate, weight_decay=None):
-        del weight_decay
-        return {"step": jnp.asarray(learning_rate)}
-
-    dynamics = Dynamics(
-        name="sgd",
-        scheme=EXPLICIT_EULER,
-        clock=LR_CLOCK,
-        hyperparams=values,
-        options={"maximize": maximize},
-        make_flow=make_flow,
-        to_ode=to_ode,
     )
-    return Optimizer(init_fn, update_fn, dynamics)
 
 
 def momentum(
-    learning_rate: float | jax.Array | optax.Schedule,
+    learning_rate: optax.ScalarOrSchedule,
     beta: float | jax.Array = 0.9,
     *,
     dampening: float | jax.Array | None = None,
@@ -342,7 +247,7 @@ def momentum(
 
 
 def nesterov(
-    learning_rate: float | jax.Array | optax.Schedule,
+    learning_rate: optax.ScalarOrSchedule,
     beta: float | jax.Array = 0.9,
     *,
     dampening: float | jax.Array | None = None,
@@ -438,78 +343,29 @@ def _momentum_family(
             f"{fn}: `init_velocity='half_step'` needs `dampening` = 0, "
             f"got {dampening!r}"
         )
-    values = _optional(
+    if not isinstance(maximize, bool):
+        raise TypeError(f"{fn}: `maximize` must be a bool, got {maximize!r}")
+    values = optional(
         {"learning_rate": learning_rate, "beta": beta},
         dampening=dampening,
         weight_decay=weight_decay,
     )
-    # Without dampening and from the zero start the gradient's coefficient is 1 at
-    # every step: optax's ``g + beta m`` exactly (the same fused multiply-add where
-    # the backend contracts one). A dampening leaf, even 0, keeps the general form
-    # so that changing it takes effect.
-    plain_buffer = init_velocity == "zero" and dampening is None
 
-    def init_fn(params):
-        return MomentumState(
-            **clock_start(),
-            hyperparams=_init_hyperparams(values),
-            momentum=zeros_like_tree(params, accumulator_dtype),
+    def to_ode(hp):
+        gamma, friction = momentum_to_ode(
+            hp["learning_rate"], hp["beta"], or_zero(hp.get("dampening"))
         )
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        hp = _current(values, state)
-        lr, b = hp["learning_rate"], hp["beta"]
-        d = hp.get("dampening", jnp.zeros_like(b))
-        g = _preprocess(updates, params, maximize, hp, fn)
-        first = state.count == 0
-        if init_velocity == "half_step":
-            # m_1 = g_0 / (1 + beta) (heavy ball), -g_0 / (1 + beta) (look-ahead)
-            c_first = (-1.0 if nesterov else 1.0) / (1 + b)
-        else:
-            c_first = jnp.ones_like(b)  # PyTorch: the first step is not dampened
-        c = jnp.where(first, c_first, 1 - d)
-
-        def buffer(gi, mi):
-            dt = mi.dtype
-            gi = gi.astype(dt)
-            if plain_buffer:  # c == 1 at every step: skip a multiply per leaf
-                return gi + b.astype(dt) * mi
-            return c.astype(dt) * gi + b.astype(dt) * mi
-
-        new_m = tree_map(buffer, g, state.momentum)
-        if nesterov:
-            direction = tree_map(
-                lambda gi, mi: gi.astype(mi.dtype) + b.astype(mi.dtype) * mi, g, new_m
-            )
-        else:
-            direction = new_m
-        new_updates = tree_map(
-            lambda u, p: ((-lr).astype(u.dtype) * u).astype(p.dtype), direction, updates
-        )
-        stored, _ = _split(values)
-        new_state = MomentumState(
-            count=optax.safe_increment(state.count),
-            time=state.time + SQRT_CLOCK.step(hp).astype(state.time.dtype),
-            hyperparams={k: hp[k] for k in stored},
-            momentum=new_m,
-        )
-        return new_updates, new_state
-
-    def to_ode(learning_rate, beta, dampening=None, weight_decay=None):
-        del weight_decay
-        gamma, friction = momentum_to_ode(learning_rate, beta, _or_zero(dampening))
         out = {"gamma": gamma, "friction": friction}
         if nesterov:
-            out["hessian_damping"] = jnp.asarray(beta) * gamma
+            out["hessian_damping"] = jnp.asarray(hp["beta"]) * gamma
         return out
 
-    def make_flow(learning_rate, beta, dampening=None, weight_decay=None, **options):
-        ode = to_ode(learning_rate, beta, dampening)
+    def make_flow(hp):
+        ode = to_ode(hp)
         common = dict(
             friction=ode["friction"],
-            maximize=options["maximize"],
-            weight_decay=_or_zero(weight_decay),
+            maximize=maximize,
+            weight_decay=or_zero(hp.get("weight_decay")),
         )
         if nesterov:
             return HessianDampedFlow(
@@ -517,13 +373,23 @@ def _momentum_family(
             )
         return HeavyBallFlow(**common)
 
-    dynamics = Dynamics(
-        name=fn,
-        scheme=LOOKAHEAD if nesterov else LEAPFROG,
-        clock=SQRT_CLOCK,
-        hyperparams=values,
-        options={"maximize": maximize, "init_velocity": init_velocity},
-        make_flow=make_flow,
-        to_ode=to_ode,
+    def coefficients(hp):
+        keys = ("learning_rate", "beta", "dampening")
+        return {k: hp[k] for k in keys if k in hp}
+
+    scheme = (Lookahead if nesterov else Leapfrog)(start=init_velocity)
+    return build(
+        Spec(
+            name=fn,
+            scheme=scheme,
+            values=values,
+            make_flow=make_flow,
+            clock=SQRT_CLOCK,
+            to_ode=to_ode,
+            coefficients=coefficients,
+            state_type=MomentumState,
+            options={"init_velocity": init_velocity},
+            maximize=maximize,
+            accumulator_dtype=accumulator_dtype,
+        )
     )
-    return Optimizer(init_fn, update_fn, dynamics)

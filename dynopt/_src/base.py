@@ -8,98 +8,14 @@ between its hyperparameters and the flow's constants.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-ScalarOrSchedule = float | jax.Array | optax.Schedule
-
-
-@dataclasses.dataclass(frozen=True)
-class Scheme:
-    """A one-step numerical scheme, described for people and for order tests.
-
-    Attributes:
-      name: short identifier, e.g. ``"explicit_euler"``.
-      order: global order of accuracy against the optimiser's own flow, in the
-        step ``h`` of its clock (the error at fixed ODE time is ``O(h^order)``).
-      update: the update rule in words / formulas.
-    """
-
-    name: str
-    order: int
-    update: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Clock:
-    """Maps optimiser steps to ODE time: ``t_{k+1} = t_k + h_k``.
-
-    Attributes:
-      name: ``"learning_rate"`` (``h_k = lr_k``, SGD) or ``"sqrt_learning_rate"``
-        (``h_k = gamma_k = sqrt(2 lr_k (1 - d) / (1 + beta))``, momentum methods).
-      step: function of the hyperparameter dict giving ``h_k``.
-      formula: the rule in words.
-    """
-
-    name: str
-    step: Callable[[Mapping[str, Any]], jax.Array]
-    formula: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Dynamics:
-    """What an optimiser discretises and how.
-
-    Attributes:
-      name: the optimiser's name (``"sgd"``, ``"momentum"``, ``"nesterov"``, ...).
-      scheme: the :class:`Scheme`.
-      clock: the :class:`Clock`.
-      hyperparams: the hyperparameters the optimiser was built with (floats,
-        arrays or schedules).
-      options: the non-numeric options (``init_velocity``, ``maximize``, ...).
-      make_flow: builds the flow from concrete hyperparameter values.
-      to_ode: maps the hyperparameter dict to the flow's constants (e.g.
-        ``{"gamma": ..., "friction": ...}``).
-    """
-
-    name: str
-    scheme: Scheme
-    clock: Clock
-    hyperparams: Mapping[str, Any]
-    options: Mapping[str, Any]
-    make_flow: Callable[..., Any]
-    to_ode: Callable[..., dict]
-
-    def initial_hyperparams(self) -> dict:
-        """Hyperparameter values at step 0 (schedules evaluated at 0)."""
-        return {k: v(0) if callable(v) else v for k, v in self.hyperparams.items()}
-
-    def flow(self, **overrides):
-        """The continuous-time model for the given (default: initial) hyperparameters.
-
-        Example: ``dynopt.momentum(0.1, 0.9).dynamics.flow()`` is a
-        :class:`~dynopt.HeavyBallFlow` with friction ``2 (1 - beta) / ((1 + beta)
-        gamma)``.
-        """
-        hp = {**self.initial_hyperparams(), **overrides}
-        return self.make_flow(**hp, **self.options)
-
-    def ode_constants(self, **overrides) -> dict:
-        """The flow's constants (step ``gamma``, friction, ...) for hyperparameters."""
-        hp = {**self.initial_hyperparams(), **overrides}
-        return self.to_ode(**hp)
-
-    def step_size(self, **overrides) -> jax.Array:
-        """The clock's step ``h`` (ODE time per optimiser step)."""
-        hp = {**self.initial_hyperparams(), **overrides}
-        return self.clock.step(hp)
+from .dynamics import Dynamics
 
 
 class Optimizer(optax.GradientTransformationExtraArgs):
@@ -146,22 +62,22 @@ def check_scalar_shape(fn: str, name: str, value) -> None:
         raise ValueError(f"{fn}: `{name}` must be a scalar, got shape {shape}")
 
 
-def check_learning_rate(fn: str, learning_rate) -> None:
-    """``learning_rate`` must be a finite number >= 0, a scalar array or a schedule."""
+def check_learning_rate(fn: str, learning_rate, name: str = "learning_rate") -> None:
+    """A rate must be a finite number >= 0, a scalar array or a schedule."""
     if callable(learning_rate):
         return
     if isinstance(learning_rate, bool) or not (
         _is_concrete_number(learning_rate) or hasattr(learning_rate, "shape")
     ):
         raise TypeError(
-            f"{fn}: `learning_rate` must be a float, a scalar array or an optax "
+            f"{fn}: `{name}` must be a float, a scalar array or an optax "
             f"schedule, got {learning_rate!r}"
         )
-    check_scalar_shape(fn, "learning_rate", learning_rate)
+    check_scalar_shape(fn, name, learning_rate)
     value = concrete_value(learning_rate)
     if value is not None and not (math.isfinite(value) and value >= 0):
         raise ValueError(
-            f"{fn}: `learning_rate` must be finite and >= 0, got {learning_rate!r}"
+            f"{fn}: `{name}` must be finite and >= 0, got {learning_rate!r}"
         )
 
 

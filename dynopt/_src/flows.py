@@ -1,11 +1,18 @@
 r"""Continuous-time models that optimisers discretise.
 
-A flow is a frozen dataclass with
+A flow is an ``equinox.Module`` (a pytree: its numeric constants are leaves, its
+options static fields, so ``jax.jit`` compiles one program per structure and
+new constants never recompile) with
 
 * ``initial_state(params)``: the ODE state at ``t = 0`` (``x`` or ``(x, v)``,
   starting at rest);
 * ``vector_field(loss_fn)``: a function ``(t, y, args) -> dy/dt`` for diffrax;
-* ``position(y)``: the parameters in the state.
+* ``position(y)``: the parameters in the state;
+* ``drift(y, grad)``: the same field given the gradient at ``position(y)`` (what
+  a :mod:`scheme <dynopt.ExplicitEuler>` evaluates, the gradient coming from
+  the optimiser) for the flows that a generic scheme integrates;
+* ``join(x, rest)`` / ``rest(y)``: the state from the parameters and the
+  other components (the optimiser's buffers), and back.
 
 ``loss_fn`` maps a params pytree to a scalar. Flows are pure and jit-safe; their
 constants may be Python floats or arrays.
@@ -19,10 +26,10 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -101,7 +108,7 @@ def _difference_step(x, v):
     return eps ** (1 / 3) * jnp.maximum(1.0, x_norm) / v_norm
 
 
-class _FirstOrderFlow:
+class _FirstOrderFlow(eqx.Module):
     """A first-order flow: its ODE state is the parameters themselves."""
 
     def initial_state(self, params):
@@ -110,8 +117,16 @@ class _FirstOrderFlow:
     def position(self, y):
         return y
 
+    def join(self, x, rest):
+        del rest
+        return x
 
-class _PositionVelocityFlow:
+    def rest(self, y):
+        del y
+        return ()
+
+
+class _PositionVelocityFlow(eqx.Module):
     """A second-order flow on ``(x, v)`` that starts at rest, ``v(0) = 0``."""
 
     def initial_state(self, params):
@@ -120,8 +135,13 @@ class _PositionVelocityFlow:
     def position(self, y):
         return y[0]
 
+    def join(self, x, rest):
+        return (x, rest)
 
-@dataclasses.dataclass(frozen=True)
+    def rest(self, y):
+        return y[1]
+
+
 class GradientFlow(_FirstOrderFlow):
     r"""Gradient flow :math:`x' = -\nabla f(x)`: explicit Euler gives GD/SGD.
 
@@ -130,10 +150,10 @@ class GradientFlow(_FirstOrderFlow):
       weight_decay: coupled L2 coefficient added to the objective.
     """
 
-    maximize: bool = False
+    maximize: bool = eqx.field(default=False, static=True)
     weight_decay: Any = 0.0
 
-    order: int = dataclasses.field(default=1, init=False)
+    order: ClassVar[int] = 1
 
     def vector_field(self, loss_fn):
         g = jax.grad(
@@ -145,8 +165,12 @@ class GradientFlow(_FirstOrderFlow):
 
         return field
 
+    def drift(self, y, grad):
+        """The field at ``y`` given the objective's gradient ``grad`` there."""
+        del y
+        return tree_map(jnp.negative, grad)
 
-@dataclasses.dataclass(frozen=True)
+
 class HeavyBallFlow(_PositionVelocityFlow):
     r"""Damped heavy ball :math:`x'' + \lambda x' + \nabla f(x) = 0`.
 
@@ -161,10 +185,10 @@ class HeavyBallFlow(_PositionVelocityFlow):
     """
 
     friction: Any
-    maximize: bool = False
+    maximize: bool = eqx.field(default=False, static=True)
     weight_decay: Any = 0.0
 
-    order: int = dataclasses.field(default=2, init=False)
+    order: ClassVar[int] = 2
 
     def _grad(self, loss_fn):
         return jax.grad(
@@ -181,8 +205,15 @@ class HeavyBallFlow(_PositionVelocityFlow):
 
         return field
 
+    def drift(self, y, grad):
+        """The field at ``y = (x, v)`` given the gradient at ``x``."""
+        _, v = y
+        dv = tree_map(
+            lambda vi, gi: -jnp.asarray(self.friction, vi.dtype) * vi - gi, v, grad
+        )
+        return (v, dv)
 
-@dataclasses.dataclass(frozen=True)
+
 class HessianDampedFlow(HeavyBallFlow):
     r"""Heavy ball with Hessian-driven damping (Nesterov's high-resolution ODE).
 
@@ -206,8 +237,15 @@ class HessianDampedFlow(HeavyBallFlow):
     """
 
     hessian_damping: Any = 0.0
-    hessian: str = "hvp"
+    hessian: str = eqx.field(default="hvp", static=True)
     epsilon: float | None = None
+
+    def drift(self, y, grad):
+        """Not available: the field needs a Hessian-vector product, not a gradient."""
+        raise NotImplementedError(
+            "HessianDampedFlow.drift: the field needs H(x) v, not only grad f(x); "
+            "integrate it with vector_field(loss_fn)"
+        )
 
     def vector_field(self, loss_fn):
         g = self._grad(loss_fn)
@@ -226,7 +264,6 @@ class HessianDampedFlow(HeavyBallFlow):
         return field
 
 
-@dataclasses.dataclass(frozen=True)
 class ModifiedGradientFlow(_FirstOrderFlow):
     r"""The modified equation of gradient descent (backward error analysis).
 
@@ -249,7 +286,7 @@ class ModifiedGradientFlow(_FirstOrderFlow):
 
     learning_rate: Any
 
-    order: int = dataclasses.field(default=2, init=False)
+    order: ClassVar[int] = 2
 
     def vector_field(self, loss_fn):
         g = jax.grad(loss_fn)
@@ -262,7 +299,6 @@ class ModifiedGradientFlow(_FirstOrderFlow):
         return field
 
 
-@dataclasses.dataclass(frozen=True)
 class SuBoydCandesFlow(_PositionVelocityFlow):
     r"""Su-Boyd-Candes ODE, the low-resolution limit of Nesterov's NAG-C.
 
@@ -295,9 +331,9 @@ class SuBoydCandesFlow(_PositionVelocityFlow):
     """
 
     r: Any = 3.0
-    start_time: float = 1e-4
+    start_time: float = eqx.field(default=1e-4, static=True)
 
-    order: int = dataclasses.field(default=1, init=False)
+    order: ClassVar[int] = 1
 
     def initial_state(self, params):
         """The state at ``t = 0`` (at rest); see :meth:`series_start`."""
@@ -322,7 +358,6 @@ class SuBoydCandesFlow(_PositionVelocityFlow):
         return field
 
 
-@dataclasses.dataclass(frozen=True)
 class HighResolutionFlow(_PositionVelocityFlow):
     r"""High-resolution ODE of a momentum method (Shi, Du, Jordan, Su).
 
@@ -357,10 +392,10 @@ class HighResolutionFlow(_PositionVelocityFlow):
     friction: Any
     hessian_damping: Any = 0.0
     gradient_scale: Any = 0.0
-    hessian: str = "hvp"
+    hessian: str = eqx.field(default="hvp", static=True)
     epsilon: float | None = None
 
-    order: int = dataclasses.field(default=1, init=False)
+    order: ClassVar[int] = 1
 
     def vector_field(self, loss_fn):
         g = jax.grad(loss_fn)

@@ -32,6 +32,12 @@ def master_momentum(learning_rate, beta=0.9):
     return dynopt.master_weights(dynopt.momentum(learning_rate, beta))
 
 
+def discretise_rk4(learning_rate):
+    """RK4 on the gradient flow with step ``h = learning_rate``
+    (:func:`dynopt.discretise`)."""
+    return dynopt.discretise(dynopt.GradientFlow(), dynopt.RK4(), learning_rate)
+
+
 OPTIMIZERS = [
     ("sgd", dynopt.sgd, {}),
     ("momentum", dynopt.momentum, {"beta": 0.9}),
@@ -53,6 +59,7 @@ OPTIMIZERS = [
     ("nag_c", dynopt.nag_c, {}),
     ("heun", dynopt.heun, {}),
     ("master_weights_momentum", master_momentum, {"beta": 0.9}),
+    ("discretise_rk4", discretise_rk4, {}),
 ]
 IDS = [o[0] for o in OPTIMIZERS]
 NOT_IN_SUITE = {
@@ -73,6 +80,7 @@ ROSENBROCK = {
     "heun": (1e-3, 20_000),
     "nag_c": (1e-3, 10_000),
     "adam": (1e-2, 5_000),
+    "discretise_rk4": (1e-3, 20_000),
 }
 
 
@@ -207,6 +215,7 @@ def _check_rate_zero_step(name, u_a, u_b):
 # 0, so the last step must not move.
 NEW_VALUES = {
     "learning_rate": (0.05, 0.2, 0.0),
+    "step_size": (0.05, 0.2, 0.0),  # dynopt.discretise's rate
     "beta": (0.5, 0.0, 0.3),
     "dampening": (0.2, 0.0, 0.5),
     "weight_decay": (0.1, 0.0, 0.01),
@@ -221,7 +230,8 @@ NEW_VALUES = {
 def test_changing_hyperparameters_does_not_retrace(entry):
     opt = _make(entry, 0.1)
     names = sorted(dynopt.get_hyperparams(opt.init(jnp.zeros(1))))
-    assert "learning_rate" in names and set(names) <= set(NEW_VALUES)
+    assert {"learning_rate", "step_size"} & set(names)
+    assert set(names) <= set(NEW_VALUES)
     traces = []
 
     @jax.jit
