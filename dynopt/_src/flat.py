@@ -42,6 +42,8 @@ import numpy as np
 import optax
 from jax import lax
 
+from .base import Optimizer
+
 
 @dataclasses.dataclass(frozen=True)
 class FlatLayout:
@@ -266,8 +268,9 @@ def flat_optimizer(
       elementwise: whether ``tx`` treats every element the same way.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs`` whose ``init`` and ``update``
-      take :class:`FlatParams`.
+      An ``optax.GradientTransformationExtraArgs`` (a :class:`~dynopt.Optimizer`
+      carrying the ``dynamics`` of ``tx``, None for a plain optax ``tx``) whose
+      ``init`` and ``update`` take :class:`FlatParams`.
 
     Raises:
       TypeError: ``tx`` is not a transform, or (at ``init`` / ``update``) the
@@ -289,6 +292,7 @@ def flat_optimizer(
         raise TypeError(
             f"flat_optimizer: `elementwise` must be a bool, got {elementwise!r}"
         )
+    dynamics = getattr(tx, "dynamics", None)  # the same flow, scheme and clock
     tx = optax.with_extra_args_support(tx)
 
     def init_fn(params):
@@ -305,4 +309,4 @@ def flat_optimizer(
         u, state = tx.update(updates.tree(), state, tree_params, **extra_args)
         return updates.replace(u), state
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return Optimizer(init_fn, update_fn, dynamics)

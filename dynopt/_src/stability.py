@@ -4,8 +4,8 @@ On :math:`f = \frac{h}{2}x^2` every method here is a linear recursion; it is
 stable when the spectral radius of its one-step matrix is at most 1. In the
 product :math:`a = \mathrm{lr}\cdot h` (optax / PyTorch conventions):
 
-* GD: :math:`x_{k+1} = (1-a)x_k`, stable for :math:`a \le 2`;
-* heavy ball: :math:`x_{k+1} = (1+\beta-a)x_k - \beta x_{k-1}`, stable for
+* SGD: :math:`x_{k+1} = (1-a)x_k`, stable for :math:`a \le 2`;
+* momentum (heavy ball): :math:`x_{k+1} = (1+\beta-a)x_k - \beta x_{k-1}`, stable for
   :math:`a \le 2(1+\beta)`;
 * Nesterov: :math:`x_{k+1} = (1+\beta)(1-a)x_k - \beta(1-a)x_{k-1}`, stable for
   :math:`a \le (2+2\beta)/(1+2\beta)`.
@@ -26,6 +26,7 @@ References:
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -38,7 +39,22 @@ from .trajectory import Trajectory, check_loss_fn, check_params
 
 tree_map = jax.tree_util.tree_map
 
-_METHODS = ("gd", "heavy_ball", "nesterov")
+# The names of the optimisers' dynamics (``opt.dynamics.name``).
+_METHODS = ("sgd", "momentum", "nesterov", "heun")
+_OLD_NAMES = {"gd": "sgd", "heavy_ball": "momentum"}
+
+
+def _method_name(fn, method):
+    if method in _OLD_NAMES:
+        new = _OLD_NAMES[method]
+        warnings.warn(
+            f"{fn}: method {method!r} is deprecated, use {new!r} (the name of "
+            f"dynopt.{new}'s dynamics)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return new
+    return method
 
 
 def _check_method_beta(fn, method, beta):
@@ -51,12 +67,19 @@ def _check_method_beta(fn, method, beta):
 def stability_limit(method: str, beta=0.0):
     r"""Largest stable ``lr * curvature`` of a method (closed form).
 
-    .. math:: \mathrm{GD}: 2, \qquad \text{heavy ball}: 2(1+\beta), \qquad
-              \text{Nesterov}: \frac{2+2\beta}{1+2\beta}.
+    .. math:: \mathrm{SGD}: 2, \qquad \text{momentum}: 2(1+\beta), \qquad
+              \text{Nesterov}: \frac{2+2\beta}{1+2\beta}, \qquad
+              \text{Heun}: 2.
+
+    (Heun on :math:`f = \frac h2 x^2` multiplies by :math:`1 - a + a^2/2`,
+    whose modulus is at most 1 for :math:`a \le 2`.)
 
     Args:
-      method: ``"gd"``, ``"heavy_ball"`` or ``"nesterov"``.
-      beta: momentum in ``[0, 1)`` (ignored for GD).
+      method: the name of an optimiser's dynamics, ``opt.dynamics.name``:
+        ``"sgd"``, ``"momentum"``, ``"nesterov"`` or ``"heun"``. The former
+        names ``"gd"`` and ``"heavy_ball"`` still work, with a
+        ``DeprecationWarning``.
+      beta: momentum in ``[0, 1)`` (ignored for SGD and Heun).
 
     Returns:
       The limit (a float for float input, else an array).
@@ -65,14 +88,17 @@ def stability_limit(method: str, beta=0.0):
       ValueError: unknown ``method`` or ``beta`` outside ``[0, 1)``.
 
     Example:
-      >>> round(stability_limit("heavy_ball", 0.9), 6), round(
+      >>> import dynopt
+      >>> opt = dynopt.momentum(0.1, 0.9)
+      >>> round(stability_limit(opt.dynamics.name, 0.9), 6), round(
       ...     stability_limit("nesterov", 0.9), 6)
       (3.8, 1.357143)
     """
+    method = _method_name("stability_limit", method)
     _check_method_beta("stability_limit", method, beta)
-    if method == "gd":
+    if method in ("sgd", "heun"):
         return 2.0
-    if method == "heavy_ball":
+    if method == "momentum":
         return 2 * (1 + beta)
     return (2 + 2 * beta) / (1 + 2 * beta)
 
@@ -89,6 +115,20 @@ def step_matrix(optimizer, loss_fn: Callable, params) -> jax.Array:
     Returns:
       A square matrix of size ``params.size + buffer.size``.
     """
+    try:
+        hash((optimizer, loss_fn))
+        jacobian = _step_matrix
+    except TypeError:  # an unhashable callable: compile for this call only
+        jacobian = jax.jit(
+            _step_matrix.__wrapped__, static_argnames=("optimizer", "loss_fn")
+        )
+    return jacobian(params, optimizer=optimizer, loss_fn=loss_fn)
+
+
+# One compiled program per (optimiser, loss, shapes): the functions are static
+# arguments hashed by identity, so a second call does not recompile.
+@functools.partial(jax.jit, static_argnames=("optimizer", "loss_fn"))
+def _step_matrix(params, *, optimizer, loss_fn):
     grad_fn = jax.grad(loss_fn)
     state0 = optimizer.update(grad_fn(params), optimizer.init(params), params)[1]
     leaves, treedef = jax.tree_util.tree_flatten_with_path(state0)
@@ -239,7 +279,7 @@ def sharpness(
         raise ValueError(f"{fn}: `num_iters` must be an int >= 1, got {num_iters!r}")
     key = jax.random.PRNGKey(0) if key is None else key
     v0 = _random_like(key, params)
-    return _sharpness_jit(loss_fn, num_iters)(params, v0)[0]
+    return _sharpness(params, v0, loss_fn=loss_fn, num_iters=num_iters)[0]
 
 
 def _random_like(key, params):
@@ -254,9 +294,9 @@ def _random_like(key, params):
     )
 
 
-@functools.lru_cache(maxsize=32)
-def _sharpness_jit(loss_fn, num_iters):
-    return jax.jit(lambda p, v: _power_iteration(loss_fn, p, v, num_iters))
+@functools.partial(jax.jit, static_argnames=("loss_fn", "num_iters"))
+def _sharpness(params, v0, *, loss_fn, num_iters):
+    return _power_iteration(loss_fn, params, v0, num_iters)
 
 
 def sharpness_along(

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .base import get_hyperparams, set_hyperparams
+from .base import get_hyperparams
 
 
 class SweepResult(NamedTuple):
@@ -49,12 +49,14 @@ def sweep(
     For configuration :math:`i`, the optimiser is
     ``optimizer_factory(**{k: v[i] for k, v in hyperparams.items()})`` and runs
     ``num_steps`` gradient steps of ``loss_fn`` from ``params``. The factory is
-    called once with the first configuration as Python floats, which puts every
-    swept hyperparameter into the state; :func:`dynopt.set_hyperparams` then
-    replaces them by the batch under ``jax.vmap``, so the whole sweep is one
-    trace and one compiled call. The compiled sweep is cached on
-    ``(optimizer_factory, loss_fn, num_steps, first configuration)``, so a
-    repeated sweep of the same problem with new values does not recompile.
+    called once with the first configuration as Python floats, to check that
+    its state holds every swept name; then, inside one trace under
+    ``jax.vmap``, with each configuration's values as arrays (bound
+    hyperparameters, as ``optax.inject_hyperparams`` passes them), so the whole
+    sweep is one
+    trace and one compiled call. The compiled sweep is jax's own, keyed on
+    ``(optimizer_factory, loss_fn, num_steps)`` and the shapes, so a repeated
+    sweep of the same problem with new values does not recompile.
 
     Args:
       optimizer_factory: e.g. ``dynopt.momentum`` or
@@ -111,9 +113,10 @@ def sweep(
             f"{fn}: hyperparameter arrays must have equal lengths, got {lengths}"
         )
 
-    first = tuple(sorted((k, float(v[0])) for k, v in values.items()))
-    tx, run = _compiled_sweep(optimizer_factory, loss_fn, num_steps, first)
-    state0 = tx.init(params)
+    # The factory with the first configuration, only to read its state's
+    # hyperparameters (shapes only: nothing runs or compiles here).
+    tx = optimizer_factory(**{k: float(v[0]) for k, v in values.items()})
+    state0 = jax.eval_shape(tx.init, params)
     try:
         stored = get_hyperparams(state0)
     except ValueError:  # e.g. a plain optax transform: nothing to sweep over
@@ -124,21 +127,34 @@ def sweep(
             f"{fn}: the optimiser's state has no hyperparameter {missing}; it holds "
             f"{sorted(stored)}"
         )
-    batched = {
-        k: jnp.asarray(v, dtype=jnp.asarray(stored[k]).dtype) for k, v in values.items()
-    }
-    final, losses = run(params, state0, batches, batched)
+    batched = {k: jnp.asarray(v, dtype=stored[k].dtype) for k, v in values.items()}
+    try:
+        hash((optimizer_factory, loss_fn))
+        run = _run
+    except TypeError:  # an unhashable callable: compile for this call only
+        run = jax.jit(_run.__wrapped__, static_argnames=_STATIC)
+    final, losses = run(
+        params,
+        batches,
+        batched,
+        optimizer_factory=optimizer_factory,
+        loss_fn=loss_fn,
+        num_steps=int(num_steps),
+    )
     return SweepResult(params=final, losses=losses, hyperparams=batched)
 
 
-@functools.lru_cache(maxsize=16)
-def _compiled_sweep(optimizer_factory, loss_fn, num_steps, first):
-    """The optimiser and the jitted, vmapped run, cached so repeated sweeps of
-    the same problem reuse one compilation."""
-    tx = optimizer_factory(**dict(first))
+_STATIC = ("optimizer_factory", "loss_fn", "num_steps")
 
-    def run(params, state0, batches, hp):
-        state = set_hyperparams(state0, **hp)
+
+# One compiled program per (factory, loss, number of steps, shapes): the
+# factory runs inside the trace with each configuration's values as arrays
+# (bound hyperparameters, as under optax.inject_hyperparams), so new values
+# never recompile.
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _run(params, batches, hyperparams, *, optimizer_factory, loss_fn, num_steps):
+    def one(hp):
+        tx = optimizer_factory(**hp)
 
         def body(carry, batch):
             p, s = carry
@@ -149,7 +165,8 @@ def _compiled_sweep(optimizer_factory, loss_fn, num_steps, first):
             u, s = tx.update(g, s, p)
             return (optax.apply_updates(p, u), s), loss
 
-        (p, _), losses = jax.lax.scan(body, (params, state), batches, length=num_steps)
+        carry = (params, tx.init(params))
+        (p, _), losses = jax.lax.scan(body, carry, batches, length=num_steps)
         return p, losses
 
-    return tx, jax.jit(jax.vmap(run, in_axes=(None, None, None, 0)))
+    return jax.vmap(one)(hyperparams)

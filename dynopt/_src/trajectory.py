@@ -15,7 +15,6 @@ discrete run uses the optimiser's own dtypes.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import sys
@@ -23,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -197,20 +197,74 @@ def discrete_trajectory(
     if position is None:
         position = getattr(optimizer, "ode_position", None)
     if position is None:
-
-        def position(p, s):
-            return p
-
-    grad_fn = jax.grad(loss_fn)
+        position = _own_params
     extra = isinstance(optimizer, optax.GradientTransformationExtraArgs)
+    try:
+        hash((optimizer, loss_fn, position))
+        run_chunk = _chunk
+    except TypeError:  # an unhashable callable: compile for this call only
+        run_chunk = jax.jit(
+            _chunk.__wrapped__,
+            static_argnames=("save_every", "num_saves", "extra"),
+        )
+    chunk = functools.partial(
+        run_chunk,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        position=position,
+        save_every=save_every,
+        extra=extra,
+    )
+    observe = functools.partial(_observe, loss_fn=loss_fn, position=position)
 
-    def observe(p, s):
-        t = find_time(s)
-        if t is None:
-            t = find_count(s)
-        t = jnp.zeros([]) if t is None else t
-        x = position(p, s)
-        return t.astype(jnp.result_type(float)), x, loss_fn(x)
+    state = optimizer.init(params)
+    carry = (params, state)
+    pieces = [tree_map(lambda a: a[None], observe(params, state))]
+    bar = _progress(num_steps, progress, fn)
+    done = 0
+    while done < num_steps:
+        n = min(steps_per_call, num_steps - done)
+        carry, out = chunk(carry, num_saves=n // save_every)
+        pieces.append(out)
+        done += n
+        if bar is not None:
+            bar.update(n)
+    if bar is not None:
+        bar.close()
+    times, xs, losses = tree_map(lambda *a: jnp.concatenate(a), *pieces)
+    return Trajectory(times=times, params=xs, loss=losses)
+
+
+def _own_params(params, state):
+    del state
+    return params
+
+
+def _observe(p, s, *, loss_fn, position):
+    t = find_time(s)
+    if t is None:
+        t = find_count(s)
+    t = jnp.zeros([]) if t is None else t
+    x = position(p, s)
+    return t.astype(jnp.result_type(float)), x, loss_fn(x)
+
+
+# One compiled chunk per (optimiser, loss, position, chunk length, shapes): the
+# functions are static arguments, hashed by identity, so a second run with the
+# same optimiser and loss reuses the program.
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "optimizer",
+        "loss_fn",
+        "position",
+        "save_every",
+        "num_saves",
+        "extra",
+    ),
+)
+def _chunk(carry, *, optimizer, loss_fn, position, save_every, num_saves, extra):
+    grad_fn = jax.grad(loss_fn)
 
     def one_step(carry, _):
         p, s = carry
@@ -223,28 +277,9 @@ def discrete_trajectory(
 
     def one_save(carry, _):
         carry, _ = jax.lax.scan(one_step, carry, None, length=save_every)
-        return carry, observe(*carry)
+        return carry, _observe(*carry, loss_fn=loss_fn, position=position)
 
-    @functools.partial(jax.jit, static_argnums=1)
-    def chunk(carry, num_saves):
-        return jax.lax.scan(one_save, carry, None, length=num_saves)
-
-    state = optimizer.init(params)
-    carry = (params, state)
-    pieces = [tree_map(lambda a: a[None], observe(params, state))]
-    bar = _progress(num_steps, progress, fn)
-    done = 0
-    while done < num_steps:
-        n = min(steps_per_call, num_steps - done)
-        carry, out = chunk(carry, n // save_every)
-        pieces.append(out)
-        done += n
-        if bar is not None:
-            bar.update(n)
-    if bar is not None:
-        bar.close()
-    times, xs, losses = tree_map(lambda *a: jnp.concatenate(a), *pieces)
-    return Trajectory(times=times, params=xs, loss=losses)
+    return jax.lax.scan(one_save, carry, None, length=num_saves)
 
 
 # ----------------------------------------------------------------------------
@@ -260,7 +295,35 @@ def _as_flow(fn, optimizer):
             f"{fn}: `optimizer` must be a dynopt optimiser (with `.dynamics`) or a "
             f"flow (with `vector_field`), got {type(optimizer).__name__}"
         )
+    scheduled = _scheduled_flow_constants(dynamics)
+    if scheduled:
+        raise ValueError(
+            f"{fn}: `optimizer` has hyperparameters driven by a schedule "
+            f"({', '.join(scheduled)}) that change its flow at every step; one "
+            "flow cannot follow them. Pass the flow of one moment instead, "
+            "e.g. `optimizer.dynamics.at(state).flow`, got schedules for "
+            f"{scheduled}"
+        )
     return dynamics.flow()
+
+
+def _scheduled_flow_constants(dynamics) -> list[str]:
+    """Scheduled hyperparameters that the flow depends on (e.g. momentum's
+    learning rate sets the friction; SGD's only sets the clock)."""
+    names = []
+    hp0 = dynamics.initial_hyperparams()
+    base = jax.tree_util.tree_leaves(dynamics.make_flow(hp0))
+    for k, v in dynamics.hyperparams.items():
+        if not callable(v):
+            continue
+        value = float(hp0[k])
+        moved = {**hp0, k: 0.5 * value if value != 0 else 0.1}
+        other = jax.tree_util.tree_leaves(dynamics.make_flow(moved))
+        if len(base) != len(other) or any(
+            not np.allclose(np.asarray(a), np.asarray(b)) for a, b in zip(base, other)
+        ):
+            names.append(k)
+    return names
 
 
 def check_times(fn: str, times) -> np.ndarray:
@@ -317,6 +380,13 @@ def continuous_trajectory(
     float dtype (float32 unless x64 is on), where a relative tolerance below
     about 1e-6 is not reachable.
 
+    Hyperparameters changed during a run (:func:`dynopt.set_hyperparams`) are
+    not known to the optimiser object: pass the flow of the state instead,
+    ``optimizer.dynamics.at(state).flow``. A schedule that changes the flow's
+    constants (momentum's learning rate sets its friction) is refused; one
+    that only moves the clock (SGD's learning rate) is followed, since the
+    clock's times are the state's ``time`` leaves.
+
     Args:
       optimizer: a dynopt optimiser or a flow.
       loss_fn: ``params -> scalar``.
@@ -334,7 +404,8 @@ def continuous_trajectory(
 
     Raises:
       ValueError / TypeError: bad ``times``, non-finite ``params``, ``loss_fn``
-        not returning a scalar, an object that is neither optimiser nor flow.
+        not returning a scalar, an object that is neither optimiser nor flow,
+        an optimiser whose flow a schedule changes.
 
     Example:
       >>> import dynopt, jax.numpy as jnp
@@ -386,81 +457,57 @@ def _continuous_trajectory(
     if num_params * 4096 <= 10_000_000:
         size = max(size, 4096)
     ts = jnp.asarray(np.concatenate([ts, np.full(size - n, ts[-1])]), dtype)
-    config = (solver, float(rtol), float(atol), dt0, int(max_steps))
-    static, dynamic = _split_flow(flow, dtype)
-    if static is None:  # not a dataclass: trace this flow object as it is
-        solve = _make_solve(lambda _: flow, loss_fn, config)
-    else:
-        try:
-            solve = _cached_solve(type(flow), static, loss_fn, config)
-        except TypeError:  # an unhashable piece: build the solve for this call
-            solve = _cached_solve.__wrapped__(type(flow), static, loss_fn, config)
-    xs, losses = solve(dynamic, params, ts, jnp.asarray(start, dtype))
+    # The flow is a pytree: its constants are traced arrays, so one compiled
+    # solve serves every flow of the same type and options.
+    if isinstance(flow, eqx.Module):
+        flow = tree_map(lambda a: jnp.asarray(a, dtype), flow)
+    xs, losses = _solve(
+        flow,
+        params,
+        ts,
+        jnp.asarray(start, dtype),
+        loss_fn=loss_fn,
+        solver=solver,
+        rtol=float(rtol),
+        atol=float(atol),
+        dt0=dt0,
+        max_steps=int(max_steps),
+    )
     xs, losses = tree_map(lambda a: a[:n], (xs, losses))
     return Trajectory(times=jnp.asarray(t, dtype), params=xs, loss=losses)
 
 
-def _split_flow(flow, dtype):
-    """Static (hashable) and numeric fields of a dataclass flow."""
-    if not dataclasses.is_dataclass(flow):
-        return None, {}
-    static, dynamic = [], {}
-    for field in dataclasses.fields(flow):
-        if not field.init:
-            continue
-        value = getattr(flow, field.name)
-        if value is None or isinstance(value, str | bool):
-            static.append((field.name, value))
-        else:
-            dynamic[field.name] = jnp.asarray(value, dtype)
-    return tuple(static), dynamic
+@eqx.filter_jit
+def _solve(flow, params, ts, start, *, loss_fn, solver, rtol, atol, dt0, max_steps):
+    if hasattr(flow, "series_start"):
+        y0 = flow.series_start(loss_fn, params)
+    else:
+        y0 = flow.initial_state(params)
 
+    def integrate(y0):
+        return diffrax.diffeqsolve(
+            diffrax.ODETerm(flow.vector_field(loss_fn)),
+            solver,
+            t0=start,
+            t1=ts[-1],
+            dt0=dt0,
+            y0=y0,
+            saveat=diffrax.SaveAt(ts=ts),
+            # Step to every save time: a saved value is then the end of a
+            # step, held to rtol/atol, not the dense interpolant between
+            # steps (Dopri8's is off by ~3e-9 on exp(-t) at rtol 1e-10).
+            stepsize_controller=diffrax.ClipStepSizeController(
+                diffrax.PIDController(rtol=rtol, atol=atol), step_ts=ts
+            ),
+            max_steps=max_steps,
+        ).ys
 
-def _make_solve(build_flow, loss_fn, config):
-    solver, rtol, atol, dt0, max_steps = config
+    def constant(y0):
+        return tree_map(lambda a: jnp.broadcast_to(a, (ts.shape[0], *a.shape)), y0)
 
-    @jax.jit
-    def solve(dynamic, params, ts, start):
-        flow = build_flow(dynamic)
-        if hasattr(flow, "series_start"):
-            y0 = flow.series_start(loss_fn, params)
-        else:
-            y0 = flow.initial_state(params)
-
-        def integrate(y0):
-            return diffrax.diffeqsolve(
-                diffrax.ODETerm(flow.vector_field(loss_fn)),
-                solver,
-                t0=start,
-                t1=ts[-1],
-                dt0=dt0,
-                y0=y0,
-                saveat=diffrax.SaveAt(ts=ts),
-                # Step to every save time: a saved value is then the end of a
-                # step, held to rtol/atol, not the dense interpolant between
-                # steps (Dopri8's is off by ~3e-9 on exp(-t) at rtol 1e-10).
-                stepsize_controller=diffrax.ClipStepSizeController(
-                    diffrax.PIDController(rtol=rtol, atol=atol), step_ts=ts
-                ),
-                max_steps=max_steps,
-            ).ys
-
-        def constant(y0):
-            return tree_map(lambda a: jnp.broadcast_to(a, (ts.shape[0], *a.shape)), y0)
-
-        ys = jax.lax.cond(ts[-1] > start, integrate, constant, y0)
-        xs = jax.vmap(flow.position)(ys)
-        return xs, jax.vmap(loss_fn)(xs)
-
-    return solve
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_solve(flow_type, static, loss_fn, config):
-    def build(dynamic):
-        return flow_type(**dict(static or ()), **dynamic)
-
-    return _make_solve(build, loss_fn, config)
+    ys = jax.lax.cond(ts[-1] > start, integrate, constant, y0)
+    xs = jax.vmap(flow.position)(ys)
+    return xs, jax.vmap(loss_fn)(xs)
 
 
 def _check_same_tree(fn, a, b, name_a="a", name_b="b"):
