@@ -203,6 +203,9 @@ def build(spec: Spec) -> Optimizer:
         make_flow=spec.make_flow,
         to_ode=spec.to_ode,
     )
+    # optax.chain keeps only the functions: they carry the dynamics too, for
+    # dynopt.find_dynamics.
+    init_fn.dynamics = update_fn.dynamics = dynamics
     return Optimizer(init_fn, update_fn, dynamics)
 
 

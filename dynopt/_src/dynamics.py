@@ -186,7 +186,8 @@ def find_dynamics(transform, _depth: int = 0) -> Dynamics | None:
 
     Returns ``transform.dynamics`` when it has one (dynopt optimisers,
     :func:`dynopt.flat_optimizer`, :func:`dynopt.master_weights`); otherwise
-    looks into ``optax.chain`` (the first member that has dynamics),
+    looks into the closures of ``optax.chain`` (the first member that has
+    dynamics: a dynopt ``update`` function carries them too),
     ``optax.inject_hyperparams`` (the dynamics of the inner factory built with
     the given values and schedules) and ``optax.with_extra_args_support``.
     ``None`` when no dynopt optimiser is inside.
@@ -203,23 +204,30 @@ def find_dynamics(transform, _depth: int = 0) -> Dynamics | None:
     dynamics = getattr(transform, "dynamics", None)
     if isinstance(dynamics, Dynamics):
         return dynamics
-    if _depth > 8 or not hasattr(transform, "init"):
+    if _depth > 8:
         return None
-    cells = _closure_values(transform.init)
-    if "inner_factory" in cells:  # optax.inject_hyperparams
-        kwargs = {**cells.get("other_hps", {}), **cells.get("numeric_hps", {})}
-        for k, f in cells.get("sched_hps", {}).items():
-            kwargs[k] = getattr(f, "schedule_fn", f)
-        try:
-            inner = cells["inner_factory"](**kwargs)
-        except (TypeError, ValueError):
-            return None
-        return find_dynamics(inner, _depth + 1)
-    for value in cells.values():
-        members = value if isinstance(value, tuple | list) else (value,)
-        for member in members:
-            if isinstance(member, optax.GradientTransformation):
-                found = find_dynamics(member, _depth + 1)
-                if found is not None:
-                    return found
+    if isinstance(transform, optax.GradientTransformation):
+        functions = (transform.init, transform.update)
+    elif callable(transform):
+        functions = (transform,)
+    else:
+        return None
+    for function in functions:
+        cells = _closure_values(function)
+        if "inner_factory" in cells:  # optax.inject_hyperparams
+            kwargs = {**cells.get("other_hps", {}), **cells.get("numeric_hps", {})}
+            for k, f in cells.get("sched_hps", {}).items():
+                kwargs[k] = getattr(f, "schedule_fn", f)
+            try:
+                inner = cells["inner_factory"](**kwargs)
+            except (TypeError, ValueError):
+                return None
+            return find_dynamics(inner, _depth + 1)
+        for value in cells.values():
+            members = value if isinstance(value, tuple | list) else (value,)
+            for member in members:
+                if callable(member):
+                    found = find_dynamics(member, _depth + 1)
+                    if found is not None:
+                        return found
     return None
