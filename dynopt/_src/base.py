@@ -142,12 +142,77 @@ def as_hyperparam(value, count=None):
     return jnp.asarray(value, dtype=jnp.result_type(float))
 
 
+class ScheduledHyperparams(dict):
+    """A state's hyperparameter dict that knows which names a schedule drives.
+
+    A pytree like a dict (same keys and leaves); ``scheduled`` (static, part of
+    the tree structure) names the hyperparameters whose values a schedule
+    recomputes at every step, so that :func:`set_hyperparams` can refuse them.
+    """
+
+    scheduled: tuple = ()
+
+
+def _flatten_scheduled(d):
+    keys = tuple(sorted(d))
+    children = [(jax.tree_util.DictKey(k), d[k]) for k in keys]
+    return children, (keys, d.scheduled)
+
+
+def _unflatten_scheduled(aux, children):
+    keys, scheduled = aux
+    return hyperparams_dict(dict(zip(keys, children)), scheduled)
+
+
+jax.tree_util.register_pytree_with_keys(
+    ScheduledHyperparams, _flatten_scheduled, _unflatten_scheduled
+)
+
+
+def hyperparams_dict(values: dict, scheduled: tuple = ()) -> dict:
+    """A plain dict, or a :class:`ScheduledHyperparams` when a schedule drives
+    some of the values."""
+    if not scheduled:
+        return dict(values)
+    out = ScheduledHyperparams(values)
+    out.scheduled = tuple(scheduled)
+    return out
+
+
+# The rule for each hyperparameter name that dynopt's factories use, with the
+# constructors' checks (and so their messages).
+def _rule(name):
+    if name in ("beta", "b1", "b2", "dampening"):
+        return lambda fn, v: check_interval(fn, name, v, 0.0, 1.0)
+    if name in ("learning_rate", "step_size"):
+        return lambda fn, v: check_learning_rate(fn, v, name)
+    if name in ("weight_decay", "eps", "eps_root", "friction", "hessian_damping"):
+        return lambda fn, v: check_interval(fn, name, v, 0.0, math.inf)
+    return None
+
+
 def set_hyperparams(state, **values):
     """Returns ``state`` with hyperparameter leaves replaced, wherever they are.
 
     Works on a dynopt state or any nest of tuples (``optax.chain``,
     ``inject_hyperparams``) that contains one. Values keep the dtype of the leaf
     they replace, so a jitted step does not retrace.
+
+    Values are checked as the factories check them (a rate finite and
+    ``>= 0``, ``beta`` in ``[0, 1)``, scalars only) when they are concrete:
+    Python or NumPy numbers and jax arrays outside ``jit``. Traced values
+    (inside ``jit`` / ``vmap``) are checked for shape only: a negative rate
+    set inside ``jit`` is used as it is.
+
+    A hyperparameter that a schedule drives (the optimiser was built with a
+    schedule for it) is refused: the next step would overwrite it with the
+    schedule's value. Build the optimiser with a number, or wrap it in
+    ``optax.inject_hyperparams`` and change the wrapper's value.
+
+    Raises:
+      ValueError: no hyperparameter of that name; a value outside its range or
+        not a scalar; a hyperparameter driven by a schedule.
+      TypeError: a value that is not a number or an array.
 
     Example:
       >>> import dynopt, jax.numpy as jnp
@@ -157,18 +222,41 @@ def set_hyperparams(state, **values):
       >>> float(state.hyperparams["learning_rate"])
       0.05...
     """
+    fn = "set_hyperparams"
+    for k, v in values.items():
+        if callable(v):
+            raise TypeError(
+                f"{fn}: `{k}` must be a number or a scalar array (a schedule is "
+                f"given to the factory), got {v!r}"
+            )
+        rule = _rule(k)
+        if rule is not None:
+            rule(fn, v)
+        elif isinstance(v, bool | str) or not (
+            _is_concrete_number(v) or hasattr(v, "shape")
+        ):
+            raise TypeError(f"{fn}: `{k}` must be a number, got {v!r}")
     found, held = [], set()
 
     def visit(s):
         if isinstance(s, tuple) and hasattr(s, "_fields"):
             if "hyperparams" in s._fields and isinstance(s.hyperparams, dict):
+                scheduled = getattr(s.hyperparams, "scheduled", ())
                 hp = dict(s.hyperparams)
                 held.update(hp)
                 for k, v in values.items():
                     if k in hp:
+                        if k in scheduled:
+                            raise ValueError(
+                                f"{fn}: `{k}` is driven by a schedule (the "
+                                "optimiser was built with one), which would "
+                                "overwrite it at the next step; build the "
+                                "optimiser with a number or use "
+                                f"optax.inject_hyperparams, got {k}={v!r}"
+                            )
                         hp[k] = jnp.asarray(v, dtype=jnp.asarray(hp[k]).dtype)
                         found.append(k)
-                s = s._replace(hyperparams=hp)
+                s = s._replace(hyperparams=hyperparams_dict(hp, scheduled))
             return type(s)(*(visit(c) for c in s))
         if isinstance(s, tuple | list):
             return type(s)(visit(c) for c in s)

@@ -33,6 +33,7 @@ from .base import (
     check_learning_rate,
     clock_start,
     concrete_value,
+    hyperparams_dict,
 )
 from .dynamics import Clock, Dynamics
 from .schemes import Scheme
@@ -142,6 +143,8 @@ def preprocess(updates, params, maximize, hp, fn):
 def build(spec: Spec) -> Optimizer:
     """The :class:`~dynopt.Optimizer` that ``spec`` describes."""
     fn, scheme, values = spec.name, spec.scheme, spec.values
+    # names a schedule drives: set_hyperparams refuses them
+    scheduled = tuple(k for k, v in values.items() if callable(v))
 
     def make_state(count, time, hp, buffers):
         if spec.state_type is None:
@@ -158,6 +161,7 @@ def build(spec: Spec) -> Optimizer:
         hp = {k: _init_value(v) for k, v in values.items()}
         flow = spec.make_flow(hp)
         buffers = scheme.init(flow, params, spec.accumulator_dtype)
+        hp = hyperparams_dict(hp, scheduled)
         return make_state(hp=hp, buffers=buffers, **clock_start())
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -189,7 +193,7 @@ def build(spec: Spec) -> Optimizer:
         new_state = make_state(
             count=optax.safe_increment(state.count),
             time=state.time + h.astype(state.time.dtype),
-            hp={k: hp[k] for k in values},
+            hp=hyperparams_dict({k: hp[k] for k in values}, scheduled),
             buffers=buffers,
         )
         return delta, new_state

@@ -160,3 +160,70 @@ def test_second_call_does_not_compile(name, call):
         with CountCompilations() as counter:
             jax.block_until_ready(call(dynopt.sgd(0.2, weight_decay=0.1), x))
         assert counter.count == 0
+
+
+@pytest.mark.parametrize(
+    "values, error, message",
+    [
+        (
+            {"learning_rate": -1},
+            ValueError,
+            r"set_hyperparams: `learning_rate` must be finite and >= 0, got -1",
+        ),
+        (
+            {"learning_rate": float("nan")},
+            ValueError,
+            r"set_hyperparams: `learning_rate` must be finite and >= 0, got nan",
+        ),
+        (
+            {"learning_rate": "0.1"},
+            TypeError,
+            r"set_hyperparams: `learning_rate` must be a float, a scalar array or "
+            r"an optax schedule, got '0.1'",
+        ),
+        (
+            {"learning_rate": np.ones(3)},
+            ValueError,
+            r"set_hyperparams: `learning_rate` must be a scalar, got shape \(3,\)",
+        ),
+        (
+            {"beta": 1.0},
+            ValueError,
+            r"set_hyperparams: `beta` must satisfy 0 <= beta < 1, got 1.0",
+        ),
+        (
+            {"learning_rate": optax.constant_schedule(0.1)},
+            TypeError,
+            r"set_hyperparams: `learning_rate` must be a number or a scalar array "
+            r"\(a schedule is given to the factory\)",
+        ),
+    ],
+)
+def test_set_hyperparams_checks_values(values, error, message):
+    state = dynopt.momentum(0.1, 0.9).init(jnp.zeros(2))
+    with pytest.raises(error, match=message):
+        dynopt.set_hyperparams(state, **values)
+
+
+def test_set_hyperparams_refuses_a_scheduled_value():
+    opt = dynopt.momentum(optax.linear_schedule(0.1, 0.01, 10), 0.9)
+    state = opt.init(jnp.zeros(2))
+    with pytest.raises(
+        ValueError,
+        match=r"set_hyperparams: `learning_rate` is driven by a schedule .* got "
+        r"learning_rate=0.05",
+    ):
+        dynopt.set_hyperparams(state, learning_rate=0.05)
+    # the other hyperparameters can still be set, and the step uses them
+    state = dynopt.set_hyperparams(state, beta=0.5)
+    _, state = opt.update(jnp.ones(2), state)
+    assert float(dynopt.get_hyperparams(state)["beta"]) == 0.5
+
+
+def test_set_hyperparams_does_not_check_traced_values():
+    """Inside jit the value is a tracer: only its shape is checked."""
+    state = dynopt.sgd(0.1).init(jnp.zeros(2))
+    out = jax.jit(lambda s, lr: dynopt.set_hyperparams(s, learning_rate=lr))(
+        state, -1.0
+    )
+    assert float(out.hyperparams["learning_rate"]) == -1.0
