@@ -187,3 +187,29 @@ def test_scheme_errors():
         opt.update(x, opt.init(x), x)
     with pytest.raises(ValueError, match=r"rk4: `params` must be given to update"):
         opt.update(x, opt.init(x), grad_fn=jnp.sin)
+
+
+if __name__ == "__main__":
+    # The table of docs/schemes.md: python -m tests.dynopt.test_schemes
+    jax.config.update("jax_enable_x64", True)
+    print("| scheme | flow | declared order | measured order |")
+    print("|---|---|---|---|")
+    for scheme, flow in PAIRS:
+
+        def make(h, scheme=scheme, flow=flow):
+            return dynopt.discretise(FLOWS[flow], scheme, h)
+
+        errors, order = _study(make)
+        measured = dynopt.empirical_order(STEPS, errors)
+        start = getattr(scheme, "start", None)
+        label = type(scheme).__name__ + (f'(start="{start}")' if start else "()")
+        print(f"| `{label}` | {flow} | {order} | {measured:.2f} |")
+    for name, make in [
+        ("momentum, init_velocity='zero'", _momentum(dynopt.momentum, "zero")),
+        ("momentum, 'half_step'", _momentum(dynopt.momentum, "half_step")),
+        ("nesterov, 'zero'", _momentum(dynopt.nesterov, "zero")),
+        ("nesterov, 'half_step'", _momentum(dynopt.nesterov, "half_step")),
+    ]:
+        errors, order = _study(make)
+        measured = dynopt.empirical_order(STEPS, errors)
+        print(f"| {name} | own flow | {order} | {measured:.2f} |")
