@@ -10,7 +10,9 @@ leaves (``state.hyperparams``), so changing them with
 :func:`dynopt.set_hyperparams` never recompiles a jitted step; a schedule's
 current value is recorded there at every step. Hyperparameters given as jax
 arrays (this is how ``optax.inject_hyperparams`` passes them) are used as given
-and are not duplicated in the state.
+and recorded in the state too, so that the state's structure is the same either
+way (as optax requires of ``inject_hyperparams``). Every factory here is built
+by :func:`dynopt.discretise`'s machinery from a flow, a scheme and a clock.
 
 ``weight_decay`` and ``dampening`` default to ``None``: the term is left out of
 the arithmetic and out of the state (a step that adds ``0 * p`` would read the

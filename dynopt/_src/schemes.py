@@ -128,7 +128,8 @@ def _rk(flow, h, params, buffers, grad, grad_fn, a, b):
     new = {}
     if "velocity" in buffers:
         new["velocity"] = tree_map(jnp.add, rest, flow.rest(dy))
-    return flow.position(dy), new
+    delta = tree_map(lambda d, g: d.astype(g.dtype), flow.position(dy), grad)
+    return delta, new
 
 
 def _need(fn, params, grad_fn):
