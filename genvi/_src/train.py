@@ -246,50 +246,120 @@ def _inexact(x) -> bool:
     return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
 
-def _finite_floats(tree) -> jax.Array:
-    leaves = [x for x in jax.tree_util.tree_leaves(tree) if _inexact(x)]
-    if not leaves:
+def _sums_finite(tree) -> jax.Array:
+    """Whether the sum of every floating leaf of ``tree`` is finite.
+
+    A NaN or inf element makes its leaf's sum non-finite, so ``True`` proves
+    every element finite at the cost of one sum per leaf (a fast reduction);
+    ``False`` can also mean a sum that overflowed, which :func:`_all_finite`
+    settles. The per-leaf flags are stacked and reduced once, so the program
+    grows linearly with the number of leaves.
+    """
+    sums = [
+        jnp.sum(x, dtype=jnp.promote_types(jnp.result_type(x), jnp.float32))
+        for x in jax.tree_util.tree_leaves(tree)
+        if _inexact(x)
+    ]
+    if not sums:
         return jnp.asarray(True)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+    return jnp.all(jnp.stack([jnp.isfinite(s) for s in sums]))
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+    """Whether every floating element of ``tree`` is finite (exact, slower)."""
+    flags = [
+        jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree) if _inexact(x)
+    ]
+    return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
 
 
 @functools.lru_cache(maxsize=32)
 def _compiled_chunk(step_fn, nan_policy: str, with_data: bool, length: int):
-    """A jitted function running ``length`` steps (the first ``num_active`` count)."""
+    """A function running ``length`` steps (the first ``num_active`` count).
 
-    def call_step(state, data):
-        return step_fn(state, data) if with_data else step_fn(state)
+    Returns ``chunk(state, data, num_active) -> (state, stopped, (metrics,
+    recorded, skipped))`` with one row per step of the chunk. The steps run
+    in one jitted ``lax.while_loop`` that updates the state in place, exactly
+    like a plain ``lax.scan`` of ``step_fn`` (no second copy of the state, no
+    per-step select), and leaves the loop at the first step with non-finite
+    metrics or state. That rare step is then handled here: the same compiled
+    loop replays the chunk from its input up to the step before (so the
+    numbers are those of an uninterrupted run), and the policy picks the state
+    to go on from.
+    """
+    call = jax.jit(
+        (lambda s, d: step_fn(s, d)) if with_data else (lambda s, d: step_fn(s))
+    )
+
+    def run(state, data, num_active):
+        # jit caches the trace: `call` runs step_fn once for the shapes and the loop
+        _, shapes = jax.eval_shape(call, state, data)
+        rows = jax.tree_util.tree_map(
+            lambda m: jnp.zeros((length, *m.shape), m.dtype), shapes
+        )
+
+        def cond(carry):
+            i, _, finite, _ = carry
+            return (i < num_active) & finite
+
+        def body(carry):
+            i, state, _, rows = carry
+            state, metrics = call(state, data)
+            finite = _sums_finite(metrics) & _sums_finite(state)
+            rows = jax.tree_util.tree_map(lambda r, m: r.at[i].set(m), rows, metrics)
+            return i + 1, state, finite, rows
+
+        start = (jnp.asarray(0, jnp.int32), state, jnp.asarray(True), rows)
+        return jax.lax.while_loop(cond, body, start)
+
+    run = jax.jit(run)
 
     def chunk(state, data, num_active):
-        def body(carry, i):
-            state, stopped = carry
-            new, metrics = call_step(state, data)
-            finite = _finite_floats(metrics) & _finite_floats(new)
-            active = (i < num_active) & ~stopped
-            take = active & finite
-
-            def select(n, o):
-                # Under "skip", integer leaves (PRNG keys, counters) still advance,
-                # so that the next step draws fresh numbers instead of repeating
-                # the step that failed.
-                if nan_policy == "skip" and not _inexact(n):
-                    return jnp.where(active, n, o)
-                return jnp.where(take, n, o)
-
-            state = jax.tree_util.tree_map(select, new, state)
-            if nan_policy == "skip":
-                recorded, skipped = active, active & ~finite
-            else:
-                stopped = stopped | (active & ~finite)
-                recorded, skipped = take, jnp.asarray(False)
-            return (state, stopped), (metrics, recorded, skipped)
-
-        (state, stopped), outs = jax.lax.scan(
-            body, (state, jnp.asarray(False)), jnp.arange(length)
+        num_active = int(num_active)
+        metrics, recorded, skipped = (
+            None,
+            np.zeros(length, bool),
+            np.zeros(length, bool),
         )
-        return state, stopped, outs
+        done, stopped = 0, False
+        while done < num_active:
+            count, new, finite, rows = run(state, data, np.int32(num_active - done))
+            count, finite, rows = jax.device_get((count, finite, rows))
+            count, finite = int(count), bool(finite)
+            if metrics is None:
+                metrics = {k: np.zeros_like(v) for k, v in rows.items()}
+            if not finite:  # a sum that overflowed, or a real NaN / inf
+                finite = bool(
+                    _all_finite((new, {k: v[count - 1] for k, v in rows.items()}))
+                )
+            good = count if finite else count - 1
+            for k, v in rows.items():
+                metrics[k][done : done + count] = v[:count]
+            recorded[done : done + good] = True
+            if finite:
+                state, done = new, done + count
+                continue
+            before = state if good == 0 else run(state, data, np.int32(good))[1]
+            if nan_policy != "skip":
+                state, stopped = before, True
+                break
+            # Integer leaves (PRNG keys, counters) advance, so that the next
+            # step draws fresh numbers instead of repeating the failed one.
+            state = jax.tree_util.tree_map(
+                lambda n, o: o if _inexact(n) else n, new, before
+            )
+            recorded[done + good] = skipped[done + good] = True
+            done += count
+        if metrics is None:  # no active step
+            _, shapes = jax.eval_shape(call, state, data)
+            metrics = {
+                k: np.zeros((length, *m.shape), m.dtype) for k, m in shapes.items()
+            }
+        return state, stopped, (metrics, recorded, skipped)
 
-    return jax.jit(chunk)
+    chunk.loop = run  # the compiled program, for cost and size checks
+    return chunk
 
 
 def _check_step(step_fn, state, data, with_data):
