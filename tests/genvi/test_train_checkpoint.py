@@ -1,6 +1,5 @@
 """Checkpoints on orbax: round trips, structure checks, fallback, the metrics log."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
