@@ -257,7 +257,7 @@ def adam(
             u = m_hat / (
                 jnp.sqrt(v_hat + hp["eps_root"].astype(dt)) + hp["eps"].astype(dt)
             )
-            return ((-lr).astype(u.dtype) * u).astype(p.dtype)
+            return (-lr).astype(u.dtype) * u
 
         new_updates = tree_map(step, mu, nu, updates)
         stored, _ = _split(values)

@@ -485,7 +485,7 @@ def _momentum_family(
         else:
             direction = new_m
         new_updates = tree_map(
-            lambda u, p: ((-lr).astype(u.dtype) * u).astype(p.dtype), direction, updates
+            lambda u, p: (-lr).astype(u.dtype) * u, direction, updates
         )
         stored, _ = _split(values)
         new_state = MomentumState(

@@ -9,6 +9,7 @@ between its hyperparameters and the flow's constants.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -111,7 +112,7 @@ class Optimizer(optax.GradientTransformationExtraArgs):
     """
 
     def __new__(cls, init, update, dynamics: Dynamics | None = None):
-        self = super().__new__(cls, init, update)
+        self = super().__new__(cls, _float_params_only(init), update)
         self.__dict__["_dynamics"] = dynamics
         return self
 
@@ -119,6 +120,26 @@ class Optimizer(optax.GradientTransformationExtraArgs):
     def dynamics(self) -> Dynamics | None:
         """The optimiser's :class:`Dynamics` (flow, scheme, clock, map)."""
         return self.__dict__.get("_dynamics")
+
+
+def _float_params_only(init):
+    """``init`` that refuses integer or boolean parameters with a clear error."""
+    name = getattr(init, "__qualname__", "init").split(".")[0]
+
+    @functools.wraps(init)
+    def checked(params):
+        flat, _ = jax.tree_util.tree_flatten_with_path(params)
+        for path, leaf in flat:
+            dtype = jnp.result_type(leaf)
+            if not jnp.issubdtype(dtype, jnp.inexact):
+                raise TypeError(
+                    f"dynopt.{name}: `params` leaf {jax.tree_util.keystr(path)!r} has "
+                    f"dtype {dtype}; optimisers update floating-point parameters "
+                    "only (an integer parameter would silently never move)"
+                )
+        return init(params)
+
+    return checked
 
 
 # ----------------------------------------------------------------------------

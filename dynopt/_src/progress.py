@@ -2,7 +2,7 @@
 
 On a terminal, a tqdm bar. When stderr is a file or a pipe (a batch job, a
 ``nohup`` run, a notebook's captured output), tqdm's carriage returns would
-pile up on one line, so a plain line is written instead: the first update, then
+pile up on one line, so a plain line is written instead: one at the start, then
 at most one every ``interval`` seconds, and the last one::
 
     train: 1200/5000 steps (24%) 12.3 s loss=0.123
@@ -25,13 +25,14 @@ class _Lines:
         self.start = time.monotonic()
         self.last = None
         self.postfix = None
+        self._write(self.start)  # a log shows when the task started
 
     def update(self, n=1, postfix=None):
         self.n += n
         if postfix is not None:
             self.postfix = postfix
         now = time.monotonic()
-        if self.last is None or now - self.last >= self.interval or self.done:
+        if now - self.last >= self.interval or self.done:
             self._write(now)
 
     @property
@@ -39,7 +40,7 @@ class _Lines:
         return self.total is not None and self.n >= self.total
 
     def _write(self, now):
-        self.last = now
+        self.last, self.written = now, self.n
         total = f"/{self.total}" if self.total is not None else ""
         share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         extra = ""
@@ -52,7 +53,7 @@ class _Lines:
         sys.stderr.flush()
 
     def close(self):
-        if self.last is not None and not self.done and self.n:
+        if not self.done and self.n != self.written:
             self._write(time.monotonic())
 
 
