@@ -112,7 +112,7 @@ class Optimizer(optax.GradientTransformationExtraArgs):
     """
 
     def __new__(cls, init, update, dynamics: Dynamics | None = None):
-        self = super().__new__(cls, _float_params_only(init), update)
+        self = super().__new__(cls, _float_params_only(init, dynamics), update)
         self.__dict__["_dynamics"] = dynamics
         return self
 
@@ -122,9 +122,11 @@ class Optimizer(optax.GradientTransformationExtraArgs):
         return self.__dict__.get("_dynamics")
 
 
-def _float_params_only(init):
+def _float_params_only(init, dynamics=None):
     """``init`` that refuses integer or boolean parameters with a clear error."""
-    name = getattr(init, "__qualname__", "init").split(".")[0]
+    name = getattr(dynamics, "name", None)
+    if name is None:
+        name = getattr(init, "__qualname__", "init").split(".")[0]
 
     @functools.wraps(init)
     def checked(params):

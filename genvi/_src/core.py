@@ -137,13 +137,12 @@ def _unit_interval_warning(fn, low, high):
 
 def _check_unit_interval(fn: str, x: jax.Array) -> None:
     """Warns when Bernoulli data leave [0, 1] (also under jit, from the host)."""
-    if not isinstance(x, jax.core.Tracer):
-        if x.size:
-            _unit_interval_warning(fn, jnp.min(x), jnp.max(x))
-        return
     if not x.size:
         return
     low, high = jnp.min(x), jnp.max(x)
+    if not isinstance(low, jax.core.Tracer):
+        _unit_interval_warning(fn, low, high)
+        return
     jax.lax.cond(
         (low < 0) | (high > 1),
         lambda: jax.debug.callback(

@@ -39,6 +39,8 @@ def _as_arrays(fn: str, **arrays) -> list[jax.Array]:
     out = []
     for name, value in arrays.items():
         try:
+            if isinstance(value, str | bytes):  # NumPy reads "\x00" as a bool
+                raise TypeError
             value = jnp.asarray(value)
         except (TypeError, ValueError):
             raise TypeError(
