@@ -237,9 +237,35 @@ def clock_start() -> dict:
 
 
 def zeros_like_tree(params, dtype=None):
-    """A zero buffer per leaf, in ``dtype`` (default: each leaf's own dtype)."""
+    """A zero buffer per leaf, in ``dtype`` (default: each leaf's own dtype).
+
+    Each buffer has its leaf's sharding, also under ``jax.jit(opt.init)``: there
+    a plain ``zeros_like`` does not depend on the leaf, so XLA would place it on
+    one device; ``0 * |p|`` (0 where ``p`` is not finite) carries the leaf's
+    sharding for one elementwise pass at initialisation.
+    """
     dtype = None if dtype is None else jnp.dtype(dtype)
-    return jax.tree_util.tree_map(lambda p: jnp.zeros_like(p, dtype=dtype), params)
+
+    def zeros(p):
+        z = jnp.zeros_like(p, dtype=dtype)
+        if isinstance(p, jax.core.Tracer) and jnp.size(p):
+            z = jnp.where(jnp.isfinite(p), jnp.abs(p) * 0, 0).astype(z.dtype)
+        return z
+
+    return jax.tree_util.tree_map(zeros, params)
+
+
+def _like(old, value):
+    """``value`` with the dtype of ``old`` and, for a placed array, its sharding.
+
+    Keeping the sharding keeps a jitted step that takes the state from
+    recompiling (and from gathering the leaf onto one device).
+    """
+    new = jnp.asarray(value, dtype=jnp.asarray(old).dtype)
+    if isinstance(old, jax.Array) and not isinstance(old, jax.core.Tracer):
+        if isinstance(new, jax.Array) and not isinstance(new, jax.core.Tracer):
+            new = jax.device_put(new, old.sharding)
+    return new
 
 
 def as_hyperparam(value, count=None):
@@ -273,7 +299,7 @@ def set_hyperparams(state, **values):
                 held.update(hp)
                 for k, v in values.items():
                     if k in hp:
-                        hp[k] = jnp.asarray(v, dtype=jnp.asarray(hp[k]).dtype)
+                        hp[k] = _like(hp[k], v)
                         found.append(k)
                 s = s._replace(hyperparams=hp)
             return type(s)(*(visit(c) for c in s))

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import socket
 import warnings
 import zlib
@@ -269,6 +270,29 @@ def folder_lock(folder, fn: str = "train"):
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def clean_temporaries(folder) -> None:
+    """Removes the temporary files and folders an interrupted save left behind."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if name.startswith((".tmp_", ".tmp-")) or ".orbax-checkpoint-tmp" in name:
+            path = os.path.join(folder, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+
+def delete_run(folder, checkpoints) -> None:
+    """Deletes the checkpoints, the log and the identity of a run."""
+    for path in checkpoints:
+        shutil.rmtree(path, ignore_errors=True)
+    for name in (LOG_NAME, RUN_NAME):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(folder, name))
 
 
 # ----------------------------------------------------------------------------

@@ -33,10 +33,8 @@ the loop treats it the same way.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import shutil
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -53,12 +51,11 @@ from dynopt._src.progress import progress_bar
 
 from . import runs
 from .checkpoint import (
-    CheckpointWarning,
     CheckpointWriter,
-    list_checkpoints,
-    restore_checkpoint,
 )
 from .core import LossOut
+from .parallel import warn_if_not_parallel
+from .resume import open_run
 
 _NAN_POLICIES = ("skip", "stop", "raise")
 _HYPERPARAMS = ("checkpoint", "state")
@@ -499,133 +496,55 @@ def train(
             f"{mesh.axis_names}"
         )
     state = jax.tree_util.tree_map(jnp.asarray, state)
+    run = functools.partial(
+        _run,
+        step_fn,
+        num_steps=num_steps,
+        data=data,
+        steps_per_call=steps_per_call,
+        nan_policy=nan_policy,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+        mesh=mesh,
+        data_axis=data_axis,
+    )
     if checkpoint_dir is None:
-        return _run(
-            step_fn,
-            state,
-            num_steps,
-            data,
-            steps_per_call,
-            nan_policy,
-            None,
-            None,
-            progress,
-            mesh,
-            0,
-            {},
-        )
+        return run(state, writer=None, start=0, history={})
     folder = os.fspath(checkpoint_dir)
     with runs.folder_lock(folder):
-        _clean_temporaries(folder)
-        description = runs.describe_run(state, data, step_fn, nan_policy)
-        recorded = runs.read_run(folder)
-        found = list_checkpoints(folder)
-        start, history = 0, {}
-        if overwrite:
-            _delete_run(folder)
-        elif resume:
-            if recorded is not None and recorded.get("config_hash") != runs.run_hash(
-                description
-            ):
-                raise ValueError(
-                    f"train: checkpoint folder {folder!r} was written by another run "
-                    f"(config hash {recorded.get('config_hash')}, this run "
-                    f"{runs.run_hash(description)}): "
-                    f"{runs.first_difference(recorded.get('config', {}), description)}"
-                    "; use another folder, or overwrite=True to delete it"
-                )
-            if found:
-                given = state
-                if mesh is not None:
-                    state = jax.device_put(state, NamedSharding(mesh, P()))
-                state, start, history = restore_checkpoint(folder, state)
-                history = {k: [v] for k, v in history.items()}
-                for path in list_checkpoints(folder):
-                    if int(path.name.split("_")[1]) > start:  # unreadable ones
-                        shutil.rmtree(path, ignore_errors=True)
-                if num_steps < start:
-                    raise ValueError(
-                        f"train: `num_steps`={num_steps} is below the step {start} "
-                        f"of the checkpoint in {folder!r}; pass num_steps >= "
-                        f"{start} (the total, counting restored steps)"
-                    )
-                _resume_hyperparameters_note(given, state, resume_hyperparams)
-                if resume_hyperparams == "state":
-                    state = runs.take_hyperparameters(state, given)
-        elif found or os.path.exists(os.path.join(folder, runs.LOG_NAME)):
-            newest = found[-1].name if found else "a metrics log"
-            raise ValueError(
-                f"train: checkpoint folder {folder!r} already holds a run (up to "
-                f"{newest}); pass resume=True to continue it, overwrite=True to "
-                "delete it, or use another folder"
-            )
+        state, start, history, description = open_run(
+            folder,
+            state,
+            data=data,
+            step_fn=step_fn,
+            nan_policy=nan_policy,
+            resume=resume,
+            overwrite=overwrite,
+            num_steps=num_steps,
+            resume_hyperparams=resume_hyperparams,
+            mesh=mesh,
+        )
         runs.write_run(folder, description)
         writer = CheckpointWriter(folder, keep_checkpoints, asynchronous=True)
         try:
-            return _run(
-                step_fn,
-                state,
-                num_steps,
-                data,
-                steps_per_call,
-                nan_policy,
-                checkpoint_every,
-                writer,
-                progress,
-                mesh,
-                start,
-                history,
-            )
+            return run(state, writer=writer, start=start, history=history)
         finally:
             writer.close()
-
-
-def _resume_hyperparameters_note(given, restored, choice):
-    differ = runs.hyperparameter_differences(restored, given)
-    if differ and choice == "checkpoint":
-        warnings.warn(
-            "train: the resumed run keeps the checkpoint's hyperparameters, which "
-            f"differ from those of `state`: {'; '.join(differ[:5])}"
-            f"{' ...' if len(differ) > 5 else ''}; pass "
-            "resume_hyperparams='state' to use those of `state`",
-            CheckpointWarning,
-            stacklevel=3,
-        )
-
-
-def _clean_temporaries(folder):
-    """Removes the temporary files an interrupted save left behind."""
-    if not os.path.isdir(folder):
-        return
-    for name in os.listdir(folder):
-        if name.startswith((".tmp_", ".tmp-")):
-            path = os.path.join(folder, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-
-
-def _delete_run(folder):
-    for path in list_checkpoints(folder):
-        shutil.rmtree(path, ignore_errors=True)
-    for name in (runs.LOG_NAME, runs.RUN_NAME):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(folder, name))
 
 
 def _run(
     step_fn,
     state,
+    *,
     num_steps,
     data,
     steps_per_call,
     nan_policy,
     checkpoint_every,
-    writer,
     progress,
     mesh,
+    data_axis,
+    writer,
     start,
     history,
 ):
@@ -644,6 +563,8 @@ def _run(
         build = _compiled_chunk.__wrapped__
     chunk = build(step_fn, nan_policy, with_data, int(steps_per_call))
     bar = progress_bar(num_steps, progress, "train", initial=min(start, num_steps))
+    if mesh is not None and mesh.shape[data_axis] > 1:
+        warn_if_not_parallel(chunk, state, data, mesh, data_axis)
     step, stopped_at = start, None
     saved = start if writer is not None and start else None
     pending = {}  # rows recorded since the last save, for the metrics log
