@@ -358,9 +358,11 @@ def continuous_trajectory(
     bar = progress_bar(1, progress, fn, unit="solves", interval=0.0)
     try:
         if not x64:
-            return _continuous_trajectory(
+            traj = _continuous_trajectory(
                 optimizer, loss_fn, params, times, solver, rtol, atol, dt0, max_steps
             )
+            bar.update(1)
+            return traj
         global_x64 = bool(jax.config.jax_enable_x64)
         with jax.enable_x64(True):
             traj = _continuous_trajectory(
