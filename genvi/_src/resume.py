@@ -26,10 +26,12 @@ def open_run(
     num_steps,
     resume_hyperparams,
     mesh,
+    keep=None,
 ):
     """Checks ``folder`` against the run and restores from it when resuming.
 
-    The caller holds the folder's lock. Returns ``(state, start, history,
+    The caller holds the folder's lock. Checkpoints beyond the newest ``keep``
+    are deleted before training starts. Returns ``(state, start, history,
     description)``: the state to train from, the step it is at, the restored
     history (name -> list of arrays) and the run's description for ``run.json``.
     See :func:`genvi.train` for the rules.
@@ -77,6 +79,10 @@ def open_run(
             f"{newest}); pass resume=True to continue it, overwrite=True to "
             "delete it, or use another folder"
         )
+    if keep is not None:
+        # Free space before the first save (after a disk-full error, say).
+        for path in list_checkpoints(folder)[:-keep]:
+            shutil.rmtree(path, ignore_errors=True)
     return state, start, history, description
 
 

@@ -523,6 +523,7 @@ def train(
             num_steps=num_steps,
             resume_hyperparams=resume_hyperparams,
             mesh=mesh,
+            keep=keep_checkpoints,
         )
         runs.write_run(folder, description)
         writer = CheckpointWriter(folder, keep_checkpoints, asynchronous=True)

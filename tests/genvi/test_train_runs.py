@@ -68,6 +68,15 @@ def test_resume_into_another_runs_folder_names_the_difference(tmp_path):
         _train(_state(size=3), tmp_path, 10, resume=True)
 
 
+def test_a_smaller_keep_frees_space_before_the_first_save(tmp_path):
+    _train(_state(), tmp_path, 20, checkpoint_every=5, keep_checkpoints=None)
+    assert len(genvi.list_checkpoints(tmp_path)) == 4
+    # Nothing left to train, so nothing is saved: the pruning happens on opening
+    # the folder (after a disk-full error, a smaller keep frees space at once).
+    _train(_state(), tmp_path, 20, resume=True, keep_checkpoints=1)
+    assert [p.name for p in genvi.list_checkpoints(tmp_path)] == ["ckpt_00000020"]
+
+
 def test_resume_below_the_saved_step_raises(tmp_path):
     _train(_state(), tmp_path, 10)
     with pytest.raises(
