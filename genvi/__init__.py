@@ -4,7 +4,10 @@ from ._src.adversarial import Adversarial as Adversarial
 from ._src.adversarial import AdversarialState as AdversarialState
 from ._src.adversarial import pack as pack
 from ._src.adversarial import run_cycles as run_cycles
+from ._src.checkpoint import CheckpointWarning as CheckpointWarning
+from ._src.checkpoint import CheckpointWriter as CheckpointWriter
 from ._src.checkpoint import latest_checkpoint as latest_checkpoint
+from ._src.checkpoint import list_checkpoints as list_checkpoints
 from ._src.checkpoint import restore_checkpoint as restore_checkpoint
 from ._src.checkpoint import save_checkpoint as save_checkpoint
 from ._src.core import ElboTerms as ElboTerms
@@ -74,6 +77,8 @@ from ._src.trainers import gan_trainer as gan_trainer
 __all__ = [
     "Adversarial",
     "AdversarialState",
+    "CheckpointWarning",
+    "CheckpointWriter",
     "ConvDecoder",
     "ConvEncoder",
     "Digits",
@@ -122,6 +127,7 @@ __all__ = [
     "iwae_log_likelihood",
     "joint_kl",
     "latest_checkpoint",
+    "list_checkpoints",
     "load_digits",
     "load_mnist",
     "log_mean_exp",

@@ -185,7 +185,7 @@ class SemiImplicitEuler(Scheme):
             u = m_hat / (
                 jnp.sqrt(v_hat + hp["eps_root"].astype(dt)) + hp["eps"].astype(dt)
             )
-            return ((-lr).astype(u.dtype) * u).astype(g.dtype)
+            return (-lr).astype(u.dtype) * u  # buffer dtype, as optax
 
         return tree_map(step, mu, nu, grad), {"mu": mu, "nu": nu}
 

@@ -8,6 +8,7 @@ between its hyperparameters and the flow's constants.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -27,7 +28,7 @@ class Optimizer(optax.GradientTransformationExtraArgs):
     """
 
     def __new__(cls, init, update, dynamics: Dynamics | None = None):
-        self = super().__new__(cls, init, update)
+        self = super().__new__(cls, _float_params_only(init, dynamics), update)
         self.__dict__["_dynamics"] = dynamics
         return self
 
@@ -35,6 +36,28 @@ class Optimizer(optax.GradientTransformationExtraArgs):
     def dynamics(self) -> Dynamics | None:
         """The optimiser's :class:`Dynamics` (flow, scheme, clock, map)."""
         return self.__dict__.get("_dynamics")
+
+
+def _float_params_only(init, dynamics=None):
+    """``init`` that refuses integer or boolean parameters with a clear error."""
+    name = getattr(dynamics, "name", None)
+    if name is None:
+        name = getattr(init, "__qualname__", "init").split(".")[0]
+
+    @functools.wraps(init)
+    def checked(params):
+        flat, _ = jax.tree_util.tree_flatten_with_path(params)
+        for path, leaf in flat:
+            dtype = jnp.result_type(leaf)
+            if not jnp.issubdtype(dtype, jnp.inexact):
+                raise TypeError(
+                    f"dynopt.{name}: `params` leaf {jax.tree_util.keystr(path)!r} has "
+                    f"dtype {dtype}; optimisers update floating-point parameters "
+                    "only (an integer parameter would silently never move)"
+                )
+        return init(params)
+
+    return checked
 
 
 # ----------------------------------------------------------------------------
@@ -130,9 +153,35 @@ def clock_start() -> dict:
 
 
 def zeros_like_tree(params, dtype=None):
-    """A zero buffer per leaf, in ``dtype`` (default: each leaf's own dtype)."""
+    """A zero buffer per leaf, in ``dtype`` (default: each leaf's own dtype).
+
+    Each buffer has its leaf's sharding, also under ``jax.jit(opt.init)``: there
+    a plain ``zeros_like`` does not depend on the leaf, so XLA would place it on
+    one device; ``0 * |p|`` (0 where ``p`` is not finite) carries the leaf's
+    sharding for one elementwise pass at initialisation.
+    """
     dtype = None if dtype is None else jnp.dtype(dtype)
-    return jax.tree_util.tree_map(lambda p: jnp.zeros_like(p, dtype=dtype), params)
+
+    def zeros(p):
+        z = jnp.zeros_like(p, dtype=dtype)
+        if isinstance(p, jax.core.Tracer) and jnp.size(p):
+            z = jnp.where(jnp.isfinite(p), jnp.abs(p) * 0, 0).astype(z.dtype)
+        return z
+
+    return jax.tree_util.tree_map(zeros, params)
+
+
+def _like(old, value):
+    """``value`` with the dtype of ``old`` and, for a placed array, its sharding.
+
+    Keeping the sharding keeps a jitted step that takes the state from
+    recompiling (and from gathering the leaf onto one device).
+    """
+    new = jnp.asarray(value, dtype=jnp.asarray(old).dtype)
+    if isinstance(old, jax.Array) and not isinstance(old, jax.core.Tracer):
+        if isinstance(new, jax.Array) and not isinstance(new, jax.core.Tracer):
+            new = jax.device_put(new, old.sharding)
+    return new
 
 
 def as_hyperparam(value, count=None):
@@ -254,7 +303,7 @@ def set_hyperparams(state, **values):
                                 "optimiser with a number or use "
                                 f"optax.inject_hyperparams, got {k}={v!r}"
                             )
-                        hp[k] = jnp.asarray(v, dtype=jnp.asarray(hp[k]).dtype)
+                        hp[k] = _like(hp[k], v)
                         found.append(k)
                 s = s._replace(hyperparams=hyperparams_dict(hp, scheduled))
             return type(s)(*(visit(c) for c in s))

@@ -14,6 +14,7 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from .base import concrete_value
 from .flows import ModifiedGradientFlow
+from .progress import progress_bar
 from .trajectory import (
     Trajectory,
     _check_same_tree,
@@ -211,12 +213,13 @@ def order_study(
     flow: Callable[[Any], Any] | None = None,
     reduce: str = "max",
     norm: str = "inf",
+    progress: bool = True,
     **solve_kwargs,
 ) -> OrderStudy:
     r"""Measures the global error of an optimiser against a flow and its order.
 
     For each value in ``step_sizes`` the optimiser ``make_optimizer(value)`` runs
-    to ODE time ``horizon`` (its clock step must divide it) and its iterates are
+    to ODE time ``horizon`` and its iterates are
     compared with ``flow(optimizer)`` (default: the optimiser's own flow)
     integrated at the same times.
 
@@ -230,30 +233,49 @@ def order_study(
       flow: optional ``optimizer -> flow`` (e.g. :func:`modified_equation`).
       reduce: ``"max"`` (max over kept times) or ``"final"`` (at ``horizon``).
       norm: as in :func:`trajectory_gap`.
+      progress: report each step size done (default True).
       **solve_kwargs: passed to :func:`dynopt.continuous_trajectory`.
 
     Returns:
       An :class:`OrderStudy`; ``step_sizes`` holds the clock steps ``h``.
 
+    A clock step that does not divide ``horizon`` runs the whole steps that fit
+    (to the largest ``k h <= horizon``) and warns, naming the step size.
+
     Raises:
-      ValueError: unknown ``reduce``, a clock step that does not divide
-        ``horizon``, and the errors of the functions called.
+      ValueError: unknown ``reduce``, and the errors of the functions called.
     """
     fn = "order_study"
     if reduce not in ("max", "final"):
         raise ValueError(
             f"{fn}: `reduce` must be one of ('max', 'final'), got {reduce!r}"
         )
-    hs, errors = [], []
-    for value in step_sizes:
+    plans = []
+    for i, value in enumerate(step_sizes):
         opt = make_optimizer(value)
         h = float(opt.dynamics.step_size())
         n = num_steps_for(fn, horizon, h)
+        if abs(n * h - horizon) > 1e-6 * max(abs(horizon), h):
+            warnings.warn(
+                f"{fn}: the clock step h={h!r} of step_sizes[{i}]={value!r} does not "
+                f"divide `horizon`={horizon!r} (horizon / h = {horizon / h:.6g}); "
+                f"this run stops at t={n * h:.6g}, {n} steps",
+                UserWarning,
+                stacklevel=2,
+            )
+        plans.append((opt, h, n))
+    hs, errors = [], []
+    bar = progress_bar(len(plans), progress, fn, unit="step sizes")
+    for opt, h, n in plans:
         d = discrete_trajectory(opt, loss_fn, params, n, progress=False)
         target = opt if flow is None else flow(opt)
-        c = continuous_trajectory(target, loss_fn, params, d.times, **solve_kwargs)
+        c = continuous_trajectory(
+            target, loss_fn, params, d.times, progress=False, **solve_kwargs
+        )
         gap = trajectory_gap(d, c, norm=norm)
         hs.append(h)
         errors.append(float(gap.max_params if reduce == "max" else gap.final_params))
+        bar.update(1)
+    bar.close()
     hs, errors = np.asarray(hs), np.asarray(errors)
     return OrderStudy(hs, errors, empirical_order(hs, errors))

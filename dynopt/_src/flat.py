@@ -18,6 +18,14 @@ same step on the pytree, measured by ``python -m benchmarks.optimizer_speed``;
 the compiled flat step then ran 8.5x faster). The optimiser step itself, which
 only touches the buffers, compiles as fast as for one array.
 
+On a device mesh, use the pytree itself: the optimiser step on sharded
+buffers needs no communication, but the model's reads through
+:meth:`FlatParams.tree` of a sharded buffer cut it at leaf offsets that do not
+follow the shards, which costs collectives (all-gathers, collective-permutes)
+in every step, where the same pytree sharded leaf by leaf costs none
+(``tests/genvi/test_parallel_checks.py`` counts them in the compiled HLO).
+Flat storage is for one device.
+
 Typical step::
 
     flat = dynopt.flatten(params)

@@ -24,6 +24,7 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -109,7 +110,13 @@ def _flat_gradients(loss_fn, params, batch):
 
 
 def gradient_covariance(
-    loss_fn: Callable, params, batch, *, kind: str = "full", ddof: int = 1
+    loss_fn: Callable,
+    params,
+    batch,
+    *,
+    kind: str = "full",
+    ddof: int = 1,
+    max_bytes: int = 2**30,
 ):
     r"""Covariance of the per-example gradients on a batch.
 
@@ -130,13 +137,16 @@ def gradient_covariance(
         ``params``; ``"trace"``: :math:`\mathrm{tr}\,\hat\Sigma`, a scalar.
       ddof: 1 (default, as ``numpy.cov``) for an unbiased estimate from a
         sample, 0 when ``batch`` is the whole population.
+      max_bytes: the largest ``(P, P)`` matrix ``kind="full"`` builds (default
+        1 GiB, about 16,000 float32 parameters); raise it knowingly.
 
     Returns:
       The matrix, the pytree of variances or the scalar trace.
 
     Raises:
       ValueError: unknown ``kind``, ``ddof`` not 0 or 1, a batch of fewer than
-        two examples or leaves with different leading axes.
+        two examples or leaves with different leading axes, or a full matrix
+        larger than ``max_bytes``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -149,6 +159,16 @@ def gradient_covariance(
     check_choice(fn, "kind", kind, ("full", "diagonal", "trace"))
     check_choice(fn, "ddof", ddof, (0, 1))
     n = _check_batch(fn, batch)
+    if kind == "full":
+        leaves = jax.tree_util.tree_leaves(params)
+        size = sum(int(jnp.size(x)) for x in leaves)
+        itemsize = jnp.dtype(jnp.result_type(*leaves)).itemsize if leaves else 4
+        if size * size * itemsize > max_bytes:
+            raise ValueError(
+                f"{fn}: kind='full' would build a {size} x {size} matrix "
+                f"({size * size * itemsize / 2**20:.0f} MiB) above `max_bytes`="
+                f"{max_bytes}; use kind='diagonal' or 'trace', or raise `max_bytes`"
+            )
     flat = _flat_gradients(loss_fn, params, batch)
     centred = flat - jnp.mean(flat, axis=0)
     if kind == "full":
@@ -167,9 +187,11 @@ class GradientNoise(NamedTuple):
       covariance_trace: :math:`\\mathrm{tr}\\,\\hat\\Sigma` of the per-example
         gradients.
       grad_sq_norm: the estimate of :math:`|G|^2` (unbiased:
-        :math:`|\\bar g|^2 - \\mathrm{tr}\\hat\\Sigma/n` when the batch is a sample).
+        :math:`|\\bar g|^2 - \\mathrm{tr}\\hat\\Sigma/n` when the batch is a sample,
+        so it can be negative when the batch cannot resolve the gradient).
       critical_batch_size: ``covariance_trace / grad_sq_norm``, the simple noise
-        scale :math:`B_\\mathrm{simple}`.
+        scale :math:`B_\\mathrm{simple}`; ``inf`` when ``grad_sq_norm <= 0`` with
+        noise, ``nan`` with neither noise nor gradient (an exact minimum).
       num_examples: ``n``.
     """
 
@@ -232,11 +254,28 @@ def gradient_noise(
     sq_norm = jnp.sum(mean**2)
     if sample:
         sq_norm = sq_norm - trace / n
+    resolved = sq_norm > 0
+    critical = jnp.where(
+        resolved,
+        trace / jnp.where(resolved, sq_norm, 1.0),
+        jnp.where(trace > 0, jnp.inf, jnp.nan),
+    )
+    g2, tr = concrete_value(sq_norm), concrete_value(trace)
+    if g2 is not None and tr is not None and g2 <= 0:
+        what = (
+            f"the estimated |G|^2 = {g2:.3g} is not positive: the batch of {n} "
+            f"examples cannot resolve the gradient from its noise (tr Sigma = "
+            f"{tr:.3g}); critical_batch_size is inf, use a larger batch"
+            if tr > 0
+            else "the gradient and its noise are both zero (an exact minimum); "
+            "critical_batch_size is undefined (nan)"
+        )
+        warnings.warn(f"{fn}: {what}", RuntimeWarning, stacklevel=2)
     return GradientNoise(
         mean=ravel_pytree(params)[1](mean),
         covariance_trace=trace,
         grad_sq_norm=sq_norm,
-        critical_batch_size=trace / sq_norm,
+        critical_batch_size=critical,
         num_examples=n,
     )
 

@@ -368,9 +368,9 @@ class Leapfrog(Scheme):
             )
         else:
             direction = new_m
-        delta = tree_map(
-            lambda u, g: ((-lr).astype(u.dtype) * u).astype(g.dtype), direction, grad
-        )
+        # The increment stays in the buffer's dtype, as optax's: with bf16
+        # parameters and a float32 buffer, apply_updates rounds once.
+        delta = tree_map(lambda u: (-lr).astype(u.dtype) * u, direction)
         return delta, {"momentum": new_m}
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from .progress import progress_bar
 from .trajectory import Trajectory, check_loss_fn, check_params
 
 tree_map = jax.tree_util.tree_map
@@ -305,42 +306,69 @@ def sharpness_along(
     *,
     num_iters: int = 20,
     key=None,
+    points_per_call: int = 64,
+    progress: bool = True,
 ) -> jax.Array:
     r"""Sharpness at every kept point of a :class:`~dynopt.Trajectory`.
 
-    One jitted ``lax.scan`` over the kept points; each power iteration starts
-    from the previous point's eigenvector (warm start), so a few iterations per
-    point suffice once the first has converged (the first point gets
-    ``10 * num_iters``).
+    Jitted ``lax.scan`` chunks of ``points_per_call`` kept points (one compiled
+    program for every chunk; progress is reported after each); each power
+    iteration starts from the previous point's eigenvector (warm start), so a
+    few iterations per point suffice once the first has converged (the first
+    point gets ``10 * num_iters``).
 
     Args:
       loss_fn: ``params -> scalar``.
       trajectory: e.g. from :func:`dynopt.discrete_trajectory`.
       num_iters: power iterations per point.
       key: PRNG key of the first random start.
+      points_per_call: kept points per jitted call (default 64).
+      progress: report the points done (default True).
 
     Returns:
       ``[n]`` sharpness estimates.
 
     Raises:
-      ValueError: ``num_iters < 1`` or ``loss_fn`` not returning a scalar.
+      ValueError: ``num_iters`` or ``points_per_call`` < 1, or ``loss_fn`` not
+        returning a scalar.
     """
     fn = "sharpness_along"
     if isinstance(num_iters, bool) or not isinstance(num_iters, int) or num_iters < 1:
         raise ValueError(f"{fn}: `num_iters` must be an int >= 1, got {num_iters!r}")
+    if (
+        isinstance(points_per_call, bool)
+        or not isinstance(points_per_call, int)
+        or points_per_call < 1
+    ):
+        raise ValueError(
+            f"{fn}: `points_per_call` must be an int >= 1, got {points_per_call!r}"
+        )
     first = tree_map(lambda a: a[0], trajectory.params)
     check_loss_fn(fn, loss_fn, first)
     key = jax.random.PRNGKey(0) if key is None else key
+    n = int(jax.tree_util.tree_leaves(trajectory.params)[0].shape[0])
+    size = min(points_per_call, n)
 
     @jax.jit
-    def run(params_stack, v0):
-        p0 = tree_map(lambda a: a[0], params_stack)
-        _, v = _power_iteration(loss_fn, p0, v0, 10 * num_iters)
+    def warm(p0, v0):
+        return _power_iteration(loss_fn, p0, v0, 10 * num_iters)[1]
 
+    @jax.jit
+    def run(v, params_stack):
         def body(v, p):
             lam, v = _power_iteration(loss_fn, p, v, num_iters)
             return v, lam
 
-        return jax.lax.scan(body, v, params_stack)[1]
+        return jax.lax.scan(body, v, params_stack)
 
-    return run(trajectory.params, _random_like(key, first))
+    v = warm(first, _random_like(key, first))
+    bar = progress_bar(n, progress, fn, unit="points")
+    out = []
+    for start in range(0, n, size):
+        # The last chunk repeats its last point to the common length.
+        idx = np.minimum(np.arange(start, start + size), n - 1)
+        v, lams = run(v, tree_map(lambda a, i=idx: a[i], trajectory.params))
+        out.append(lams[: min(size, n - start)])
+        bar.update(min(size, n - start))
+    bar.close()
+    return jnp.concatenate(out)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 from .base import check_count, find_field
+from .progress import progress_bar
 
 tree_map = jax.tree_util.tree_map
 
@@ -110,14 +111,6 @@ def find_count(state):
     return find_field(state, "count")
 
 
-def _progress(total, enabled, desc):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not sys.stderr.isatty())
-
-
 # ----------------------------------------------------------------------------
 # Discrete runs.
 
@@ -139,8 +132,7 @@ def discrete_trajectory(
     ``u, s = opt.update(g, s, x, **extra)``, ``x = optax.apply_updates(x, u)``;
     transforms that take extra arguments also get ``grad_fn=grad(loss_fn)``
     (used by :func:`dynopt.heun`). Steps run in jitted ``lax.scan`` chunks of
-    ``steps_per_call`` steps, with a progress bar advanced once per chunk
-    (silent when stderr is not a terminal).
+    ``steps_per_call`` steps, with progress reported once per chunk.
 
     The time of a kept iterate is the state's ``time`` leaf: the ODE time
     :math:`t_k` on the optimiser's clock (``sum lr`` for SGD, ``k gamma`` for
@@ -155,7 +147,8 @@ def discrete_trajectory(
       save_every: keep every ``save_every``-th iterate (and the initial one).
       steps_per_call: steps per jitted chunk, a multiple of ``save_every``
         (default: about 1000 steps, at most ``num_steps``).
-      progress: show a tqdm bar when stderr is a terminal.
+      progress: show progress: a tqdm bar on a terminal, a line about every
+        ten seconds when stderr is a file (default True).
       position: optional ``(params, opt_state) -> pytree`` recorded instead of
         the parameters (default: the optimiser's ``ode_position`` if it has one,
         e.g. :func:`dynopt.nag_c_position`, else the parameters). The loss is
@@ -220,17 +213,27 @@ def discrete_trajectory(
     state = optimizer.init(params)
     carry = (params, state)
     pieces = [tree_map(lambda a: a[None], observe(params, state))]
-    bar = _progress(num_steps, progress, fn)
+    if find_time(state) is None:
+        warnings.warn(
+            f"{fn}: `optimizer` keeps no ODE time (not a dynopt optimiser); the "
+            "trajectory's `times` are step counts"
+            + (
+                " (all zero: it keeps no step count either)"
+                if find_count(state) is None
+                else ""
+            ),
+            UserWarning,
+            stacklevel=2,
+        )
+    bar = progress_bar(num_steps, progress, fn)
     done = 0
     while done < num_steps:
         n = min(steps_per_call, num_steps - done)
         carry, out = chunk(carry, num_saves=n // save_every)
         pieces.append(out)
         done += n
-        if bar is not None:
-            bar.update(n)
-    if bar is not None:
-        bar.close()
+        bar.update(n)
+    bar.close()
     times, xs, losses = tree_map(lambda *a: jnp.concatenate(a), *pieces)
     return Trajectory(times=times, params=xs, loss=losses)
 
@@ -338,8 +341,8 @@ def check_times(fn: str, times) -> np.ndarray:
     if np.any(np.diff(t) <= 0):
         i = int(np.argmax(np.diff(t) <= 0))
         raise ValueError(
-            f"{fn}: `times` must be strictly increasing, got times[{i}] = {t[i]!r} "
-            f">= times[{i + 1}] = {t[i + 1]!r}"
+            f"{fn}: `times` must be strictly increasing, got times[{i}] = "
+            f"{float(t[i])!r} >= times[{i + 1}] = {float(t[i + 1])!r}"
         )
     return t
 
@@ -356,6 +359,7 @@ def continuous_trajectory(
     dt0: float | None = None,
     max_steps: int = 1_000_000,
     x64: bool = True,
+    progress: bool = True,
 ) -> Trajectory:
     r"""Integrates the flow an optimiser discretises, sampled at ``times``.
 
@@ -398,6 +402,8 @@ def continuous_trajectory(
       dt0: initial step (default: chosen by diffrax).
       max_steps: diffrax's step budget.
       x64: solve in float64 even when x64 is off globally (default True).
+      progress: report the solve (a line when it starts and when it ends on a
+        file, a bar on a terminal; default True).
 
     Returns:
       A :class:`Trajectory` at ``times`` (float64 unless ``x64=False``).
@@ -406,6 +412,8 @@ def continuous_trajectory(
       ValueError / TypeError: bad ``times``, non-finite ``params``, ``loss_fn``
         not returning a scalar, an object that is neither optimiser nor flow,
         an optimiser whose flow a schedule changes.
+      RuntimeError: the solver ran out of its ``max_steps`` steps (the message
+        names ``max_steps`` first) or failed otherwise.
 
     Example:
       >>> import dynopt, jax.numpy as jnp
@@ -418,18 +426,25 @@ def continuous_trajectory(
     fn = "continuous_trajectory"
     if not isinstance(x64, bool):
         raise TypeError(f"{fn}: `x64` must be a bool, got {x64!r}")
-    if not x64:
-        return _continuous_trajectory(
-            optimizer, loss_fn, params, times, solver, rtol, atol, dt0, max_steps
-        )
-    global_x64 = bool(jax.config.jax_enable_x64)
-    with jax.enable_x64(True):
-        traj = _continuous_trajectory(
-            optimizer, loss_fn, params, times, solver, rtol, atol, dt0, max_steps
-        )
-        if not global_x64:  # keep float64 outside x64 mode: NumPy arrays
-            traj = Trajectory(*jax.device_get(tuple(traj)))
-    return traj
+    bar = progress_bar(1, progress, fn, unit="solves", interval=0.0)
+    try:
+        if not x64:
+            traj = _continuous_trajectory(
+                optimizer, loss_fn, params, times, solver, rtol, atol, dt0, max_steps
+            )
+            bar.update(1)
+            return traj
+        global_x64 = bool(jax.config.jax_enable_x64)
+        with jax.enable_x64(True):
+            traj = _continuous_trajectory(
+                optimizer, loss_fn, params, times, solver, rtol, atol, dt0, max_steps
+            )
+            if not global_x64:  # keep float64 outside x64 mode: NumPy arrays
+                traj = Trajectory(*jax.device_get(tuple(traj)))
+        bar.update(1)
+        return traj
+    finally:
+        bar.close()
 
 
 def _continuous_trajectory(
@@ -461,7 +476,7 @@ def _continuous_trajectory(
     # solve serves every flow of the same type and options.
     if isinstance(flow, eqx.Module):
         flow = tree_map(lambda a: jnp.asarray(a, dtype), flow)
-    xs, losses = _solve(
+    xs, losses, status = _solve(
         flow,
         params,
         ts,
@@ -473,6 +488,19 @@ def _continuous_trajectory(
         dt0=dt0,
         max_steps=int(max_steps),
     )
+    out_of_steps, failed = (bool(x) for x in jax.device_get(status))
+    if out_of_steps:
+        raise RuntimeError(
+            f"{fn}: the solver used all `max_steps`={max_steps} steps before "
+            f"reaching t={float(t[-1])!r}; increase `max_steps`, loosen "
+            f"`rtol`/`atol` (now {rtol!r}/{atol!r}) or shorten `times`"
+        )
+    if failed:
+        raise RuntimeError(
+            f"{fn}: the solver failed before t={float(t[-1])!r} (a non-finite "
+            "vector field or a step size below the solver's minimum); check "
+            "`loss_fn` and `params`"
+        )
     xs, losses = tree_map(lambda a: a[:n], (xs, losses))
     return Trajectory(times=jnp.asarray(t, dtype), params=xs, loss=losses)
 
@@ -485,7 +513,7 @@ def _solve(flow, params, ts, start, *, loss_fn, solver, rtol, atol, dt0, max_ste
         y0 = flow.initial_state(params)
 
     def integrate(y0):
-        return diffrax.diffeqsolve(
+        sol = diffrax.diffeqsolve(
             diffrax.ODETerm(flow.vector_field(loss_fn)),
             solver,
             t0=start,
@@ -500,14 +528,19 @@ def _solve(flow, params, ts, start, *, loss_fn, solver, rtol, atol, dt0, max_ste
                 diffrax.PIDController(rtol=rtol, atol=atol), step_ts=ts
             ),
             max_steps=max_steps,
-        ).ys
+            throw=False,  # reported by the caller with a short, clear message
+        )
+        out_of_steps = sol.result == diffrax.RESULTS.max_steps_reached
+        failed = sol.result != diffrax.RESULTS.successful
+        return sol.ys, jnp.stack([out_of_steps, failed & ~out_of_steps])
 
     def constant(y0):
-        return tree_map(lambda a: jnp.broadcast_to(a, (ts.shape[0], *a.shape)), y0)
+        ys = tree_map(lambda a: jnp.broadcast_to(a, (ts.shape[0], *a.shape)), y0)
+        return ys, jnp.zeros(2, bool)
 
-    ys = jax.lax.cond(ts[-1] > start, integrate, constant, y0)
+    ys, status = jax.lax.cond(ts[-1] > start, integrate, constant, y0)
     xs = jax.vmap(flow.position)(ys)
-    return xs, jax.vmap(loss_fn)(xs)
+    return xs, jax.vmap(loss_fn)(xs), status
 
 
 def _check_same_tree(fn, a, b, name_a="a", name_b="b"):

@@ -24,7 +24,9 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -32,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from .distributions import (
+    _as_arrays,
     bernoulli_log_prob,
     check_num_samples,
     gaussian_log_prob,
@@ -105,6 +108,48 @@ def _check_x(fn: str, x) -> jax.Array:
             f"got shape {x.shape}"
         )
     return x
+
+
+def _check_key(fn: str, key) -> None:
+    """A typed PRNG key or raw ``uint32[..., 2]`` key data, else a TypeError."""
+    if isinstance(key, jax.Array | jax.core.Tracer) or hasattr(key, "dtype"):
+        dtype = getattr(key, "dtype", None)
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            return
+        if dtype == jnp.uint32 and jnp.shape(key)[-1:] == (2,):
+            return
+    raise TypeError(
+        f"{fn}: `key` must be a PRNG key such as jax.random.key(0), got {key!r}"
+    )
+
+
+def _unit_interval_warning(fn, low, high):
+    low, high = float(low), float(high)
+    if low < 0.0 or high > 1.0:
+        warnings.warn(
+            f"{fn}: likelihood='bernoulli' needs data in [0, 1], got values in "
+            f"[{low:g}, {high:g}]; rescale the data (e.g. x / x.max()) or use "
+            "likelihood='gaussian'",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def _check_unit_interval(fn: str, x: jax.Array) -> None:
+    """Warns when Bernoulli data leave [0, 1] (also under jit, from the host)."""
+    if not x.size:
+        return
+    low, high = jnp.min(x), jnp.max(x)
+    if not isinstance(low, jax.core.Tracer):
+        _unit_interval_warning(fn, low, high)
+        return
+    jax.lax.cond(
+        (low < 0) | (high > 1),
+        lambda: jax.debug.callback(
+            functools.partial(_unit_interval_warning, fn), low, high
+        ),
+        lambda: None,
+    )
 
 
 def _encode(fn: str, x: jax.Array, encoder: Callable) -> tuple[jax.Array, jax.Array]:
@@ -228,7 +273,10 @@ def _encode_sample_decode(fn, key, x, encoder, decoder, likelihood, num_samples)
     """
     check_likelihood(fn, likelihood)
     num_samples = check_num_samples(fn, num_samples)
+    _check_key(fn, key)
     x = _check_x(fn, x)
+    if likelihood == "bernoulli":
+        _check_unit_interval(fn, x)
     mean, logvar = _encode(fn, x, encoder)
     z = reparameterize(key, mean, logvar, num_samples)
     return mean, logvar, z, _decode_log_prob(fn, x, z, decoder, likelihood)
@@ -314,8 +362,21 @@ def log_mean_exp(log_weights: jax.Array, axis: int = 0) -> jax.Array:
       Y. Burda, R. Grosse and R. Salakhutdinov, *Importance Weighted
       Autoencoders*, ICLR 2016, arXiv:1509.00519.
     """
-    log_weights = jnp.asarray(log_weights)
+    fn = "log_mean_exp"
+    (log_weights,) = _as_arrays(fn, log_weights=log_weights)
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"{fn}: `axis` must be an int, got {axis!r}")
+    if not -log_weights.ndim <= axis < log_weights.ndim:
+        raise ValueError(
+            f"{fn}: `axis`={axis} is out of range for `log_weights` of shape "
+            f"{tuple(log_weights.shape)}"
+        )
     count = log_weights.shape[axis]
+    if count == 0:
+        raise ValueError(
+            f"{fn}: `log_weights` has no samples along axis {axis} (shape "
+            f"{tuple(log_weights.shape)}); the mean of zero weights is undefined"
+        )
     # A Python float is weakly typed: the result keeps the dtype of the weights.
     return jax.scipy.special.logsumexp(log_weights, axis=axis) - math.log(count)
 

@@ -34,6 +34,33 @@ def _check_event_ndims(fn: str, event_ndims, ndim: int) -> None:
         )
 
 
+def _as_arrays(fn: str, **arrays) -> list[jax.Array]:
+    """The named arguments as float arrays that broadcast together, else an error."""
+    out = []
+    for name, value in arrays.items():
+        try:
+            if isinstance(value, str | bytes):  # NumPy reads "\x00" as a bool
+                raise TypeError
+            value = jnp.asarray(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{fn}: `{name}` must be a number or an array, got {value!r}"
+            ) from None
+        if not (jnp.issubdtype(value.dtype, jnp.number) or value.dtype == jnp.bool_):
+            raise TypeError(
+                f"{fn}: `{name}` must be a number or an array, got dtype {value.dtype}"
+            )
+        out.append(value)
+    try:
+        jnp.broadcast_shapes(*(v.shape for v in out))
+    except ValueError:
+        shapes = ", ".join(f"`{n}` {tuple(v.shape)}" for n, v in zip(arrays, out))
+        raise ValueError(
+            f"{fn}: the shapes do not broadcast together: {shapes}"
+        ) from None
+    return out
+
+
 def _sum_event(fn: str, values: jax.Array, event_ndims: int) -> jax.Array:
     _check_event_ndims(fn, event_ndims, values.ndim)
     if event_ndims == 0:
@@ -70,7 +97,7 @@ def gaussian_log_prob(
       >>> float(gaussian_log_prob(0.0, 0.0, 0.0))  # -log(2 pi)/2
       -0.9189385...
     """
-    x, mean, logvar = jnp.asarray(x), jnp.asarray(mean), jnp.asarray(logvar)
+    x, mean, logvar = _as_arrays("gaussian_log_prob", x=x, mean=mean, logvar=logvar)
     values = -0.5 * (_LOG_2PI + logvar + jnp.square(x - mean) * jnp.exp(-logvar))
     return _sum_event("gaussian_log_prob", values, event_ndims)
 
@@ -104,7 +131,7 @@ def bernoulli_log_prob(
       >>> float(bernoulli_log_prob(1.0, 0.0))  # log(1/2)
       -0.6931471...
     """
-    x, logits = jnp.asarray(x), jnp.asarray(logits)
+    x, logits = _as_arrays("bernoulli_log_prob", x=x, logits=logits)
     values = x * logits - jax.nn.softplus(logits)
     return _sum_event("bernoulli_log_prob", values, event_ndims)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .distributions import _sum_event
+from .distributions import _as_arrays, _sum_event
 
 
 def gaussian_kl(
@@ -52,8 +52,13 @@ def gaussian_kl(
       >>> float(gaussian_kl(1.0, 0.0))  # N(1, 1) against N(0, 1)
       0.5
     """
-    mean_p, logvar_p = jnp.asarray(mean_p), jnp.asarray(logvar_p)
-    mean_q, logvar_q = jnp.asarray(mean_q), jnp.asarray(logvar_q)
+    mean_p, logvar_p, mean_q, logvar_q = _as_arrays(
+        "gaussian_kl",
+        mean_p=mean_p,
+        logvar_p=logvar_p,
+        mean_q=mean_q,
+        logvar_q=logvar_q,
+    )
     values = 0.5 * (
         logvar_q
         - logvar_p

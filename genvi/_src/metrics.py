@@ -33,9 +33,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import shutil
 import warnings
-import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,9 +43,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .checkpoint import CheckpointWarning, _short, restore_checkpoint, save_checkpoint
 from .data import digits_halves
+from .runs import read_run, write_run
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 class DigitsClassifier(NamedTuple):
@@ -172,60 +173,62 @@ def digits_classifier(
     }
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = folder / f"digits_classifier_{digest[:16]}.npz"
+    path = folder / f"digits_classifier_{digest[:16]}"
     sizes = (64, *hidden, 10)
     loaded = _load(path, sizes, config)
     if loaded is not None:
         return loaded
     train, test = digits_halves()
     params = _fit(config, jnp.asarray(train.x), jnp.asarray(train.y))
-    accuracy = float(np.mean(np.asarray(_logits(params, test.x)).argmax(-1) == test.y))
-    _save(path, params, accuracy, config)
-    return DigitsClassifier(jax.device_get(params), accuracy, config)
+    hits = np.asarray(_logits(params, test.x)).argmax(-1) == test.y
+    _save(path, params, (int(hits.sum()), len(hits)), config)
+    return DigitsClassifier(jax.device_get(params), float(np.mean(hits)), config)
 
 
 def _load(path: Path, sizes, config) -> DigitsClassifier | None:
-    if not path.is_file():
+    if not path.exists():
         return None
+    like = {
+        "params": tuple(
+            (np.zeros((m, n), np.float32), np.zeros(n, np.float32))
+            for m, n in zip(sizes, sizes[1:])
+        ),
+        "test_hits": np.zeros(2, np.int32),
+    }
     try:
-        with np.load(path, allow_pickle=False) as f:
-            stored = json.loads(str(f["config"]))
-            params = tuple((f[f"w{i}"], f[f"b{i}"]) for i in range(len(sizes) - 1))
-            accuracy = float(f["test_accuracy"])
-        shapes_ok = all(
-            w.shape == (m, n) and b.shape == (n,)
-            for (w, b), m, n in zip(params, sizes, sizes[1:])
-        )
-        finite = all(np.isfinite(a).all() for pair in params for a in pair)
-        if stored != config or not shapes_ok or not finite:
-            raise ValueError("contents do not match the configuration")
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        stored = read_run(path)
+        if stored is None or stored.get("config") != config:
+            raise ValueError("its configuration is missing or differs")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CheckpointWarning)
+            restored, _, _ = restore_checkpoint(path, like)
+        params = tuple((np.asarray(w), np.asarray(b)) for w, b in restored["params"])
+        if not all(np.isfinite(a).all() for pair in params for a in pair):
+            raise ValueError("it holds non-finite parameters")
+    except (OSError, ValueError, CheckpointWarning) as e:
         warnings.warn(
-            f"digits_classifier: ignoring unreadable cache file {str(path)!r} "
-            f"({e}); retraining",
+            f"digits_classifier: ignoring unreadable cache {str(path)!r} "
+            f"({_short(e)}); retraining",
             RuntimeWarning,
             stacklevel=3,
         )
         return None
-    return DigitsClassifier(params, accuracy, config)
+    hits, total = (int(v) for v in restored["test_hits"])
+    return DigitsClassifier(params, float(np.float64(hits) / total), config)
 
 
-def _save(path: Path, params, accuracy, config):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"config": np.asarray(json.dumps(config, sort_keys=True))}
-    arrays["test_accuracy"] = np.asarray(accuracy)
-    for i, (w, b) in enumerate(params):
-        arrays[f"w{i}"], arrays[f"b{i}"] = np.asarray(w), np.asarray(b)
-    # Written under a temporary name and renamed: a reader never sees half a file.
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _save(path: Path, params, hits, config):
+    # The same writer as training checkpoints: an atomic commit, so a reader
+    # never sees half a cache; a stale or corrupt cache is replaced.
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    state = {
+        "params": tuple((np.asarray(w), np.asarray(b)) for w, b in params),
+        "test_hits": np.asarray(hits, np.int32),
+    }
+    save_checkpoint(path, state, 0, keep=1)
+    write_run(path, config)
 
 
 def _as_features(name, x, min_rows=2) -> np.ndarray:

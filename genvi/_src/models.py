@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import jax
@@ -27,6 +28,7 @@ class MLP(nnx.Module):
         activation: Callable = jax.nn.relu,
         final_activation: Callable | None = None,
     ):
+        sizes = _check_sizes("MLP", "sizes", sizes, allow_empty=False)
         if len(sizes) < 2:
             raise ValueError(f"MLP: `sizes` needs at least 2 entries, got {sizes!r}")
         self.layers = nnx.List(
@@ -42,6 +44,22 @@ class MLP(nnx.Module):
         if self.final_activation is not None:
             x = self.final_activation(x)
         return x
+
+
+def _check_sizes(cls: str, name: str, sizes, allow_empty=True) -> tuple[int, ...]:
+    """A sequence of layer widths, each an int >= 1 (an int alone is refused)."""
+    if isinstance(sizes, int | str) or not hasattr(sizes, "__iter__"):
+        raise TypeError(
+            f"{cls}: `{name}` must be a sequence of ints (e.g. (128,) for one "
+            f"hidden layer), got {sizes!r}"
+        )
+    sizes = tuple(sizes)
+    if any(
+        isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1
+        for s in sizes
+    ):
+        raise ValueError(f"{cls}: `{name}` must hold ints >= 1, got {sizes!r}")
+    return tuple(int(s) for s in sizes)
 
 
 def _check_event_shape(cls: str, name: str, shape) -> tuple[int, ...]:
@@ -112,6 +130,7 @@ class MLPEncoder(nnx.Module):
         activation: Callable = jax.nn.relu,
     ):
         self.event_shape = _check_event_shape("MLPEncoder", "event_shape", event_shape)
+        hidden_sizes = _check_sizes("MLPEncoder", "hidden_sizes", hidden_sizes)
         if latent_dim < 1:
             raise ValueError(
                 f"MLPEncoder: `latent_dim` must be >= 1, got {latent_dim!r}"
@@ -157,6 +176,7 @@ class MLPDecoder(nnx.Module):
         self.channels = _check_likelihood("MLPDecoder", likelihood)
         self.likelihood = likelihood
         self.event_shape = _check_event_shape("MLPDecoder", "event_shape", event_shape)
+        hidden_sizes = _check_sizes("MLPDecoder", "hidden_sizes", hidden_sizes)
         if latent_dim < 1:
             raise ValueError(
                 f"MLPDecoder: `latent_dim` must be >= 1, got {latent_dim!r}"

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -47,12 +46,19 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-from tqdm.auto import tqdm
 
-from .checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
+from dynopt._src.progress import progress_bar
+
+from . import runs
+from .checkpoint import (
+    CheckpointWriter,
+)
 from .core import LossOut
+from .parallel import warn_if_not_parallel
+from .resume import open_run
 
 _NAN_POLICIES = ("skip", "stop", "raise")
+_HYPERPARAMS = ("checkpoint", "state")
 _RESERVED = ("step", "skipped")
 
 
@@ -413,6 +419,8 @@ def train(
     checkpoint_every: int | None = None,
     resume: bool = False,
     keep_checkpoints: int | None = 3,
+    overwrite: bool = False,
+    resume_hyperparams: str = "checkpoint",
     progress: bool = True,
     mesh: jax.sharding.Mesh | None = None,
     data_axis: str = "data",
@@ -423,8 +431,9 @@ def train(
     needs fewer (the last one, or one ending at a checkpoint) runs the same
     compiled scan with the extra steps masked out, so the whole run compiles
     once and every step executes the same program (which makes resumed runs
-    bit-exact). A tqdm bar advances once per call, silent when stderr is not a
-    terminal.
+    bit-exact). Progress is a tqdm bar on a terminal and a line about every
+    ten seconds when stderr is a file or a pipe; ``progress=False`` silences
+    both.
 
     Non-finite steps (a NaN or inf in the metrics or in a floating leaf of the
     new state) are handled by ``nan_policy``:
@@ -432,11 +441,21 @@ def train(
     - ``"skip"``: the step's floating leaves are discarded (its integer leaves,
       e.g. the PRNG key and counters, advance so the next step differs; so do
       integer step counts inside optimiser states), the step is recorded in
-      the history with ``skipped=True`` and its non-finite metrics.
+      the history with ``skipped=True`` and its non-finite metrics; at the
+      end a :class:`NonFiniteWarning` says how many steps were skipped.
     - ``"stop"``: training stops with the state after the last finite step;
       the history ends with that step, ``history["stopped_at"]`` holds the
       number of the failed step and a :class:`NonFiniteWarning` is issued.
     - ``"raise"``: as ``"stop"``, then raises ``FloatingPointError``.
+
+    Checkpoints (see ``docs/checkpoints.md``) are written with orbax-checkpoint
+    into ``checkpoint_dir``, in the background while training goes on; every
+    save is committed before :func:`train` returns. The folder also holds the
+    run's identity (a hash of the key paths, shapes and dtypes of the state and
+    data, the step function's name and the NaN policy), an append-only metrics
+    log (a checkpoint holds no history, so its size does not grow with the
+    run) and, while a run writes it, a lock with the writer's process id: a
+    second run on the same folder fails instead of mixing checkpoints.
 
     Args:
       step_fn: pure ``step_fn(state) -> (state, metrics)``, or
@@ -444,8 +463,8 @@ def train(
         the new state must have the structure, shapes and dtypes of the old;
         metrics is a dict of arrays (usually scalars).
       state: any pytree of arrays.
-      num_steps: total number of steps of the run, counting steps restored
-        from a checkpoint.
+      num_steps: total number of steps of the run (>= 1), counting steps
+        restored from a checkpoint.
       data: optional pytree of arrays passed to every step as a jit argument
         (not baked into the program), e.g. the training set for
         :func:`sample_batch`. Not saved in checkpoints.
@@ -455,10 +474,22 @@ def train(
       checkpoint_every: save every this many steps (default ``None``: only at
         the end); needs ``checkpoint_dir``. With a ``checkpoint_dir`` the final
         state is saved too, unless training stopped at a non-finite step.
-      resume: continue from the latest checkpoint in ``checkpoint_dir`` if there
-        is one (``state`` then only gives the structure); default ``False``.
+      resume: continue from the newest readable checkpoint in
+        ``checkpoint_dir`` if there is one (``state`` then only gives the
+        structure); the folder must have been written by a run of the same
+        configuration. Default ``False``: the folder must hold no checkpoint.
       keep_checkpoints: newest checkpoints kept (default 3; ``None``: all).
-      progress: show a progress bar when stderr is a terminal (default True).
+      overwrite: with ``resume=False``, delete the checkpoints, log and
+        identity of an earlier run in ``checkpoint_dir`` instead of raising
+        (default ``False``).
+      resume_hyperparams: which hyperparameters a resumed run uses: the
+        ``"checkpoint"``'s (default; the run continues bit-exactly, with a
+        :class:`~genvi.CheckpointWarning` listing every hyperparameter that
+        differs from ``state``), or those of ``state`` (``"state"``).
+        Hyperparameters are the leaves under a field or key named
+        ``hyperparams`` (dynopt and ``optax.inject_hyperparams`` states) or
+        ``hyper`` (:class:`~genvi.AdversarialState`).
+      progress: show progress (default True).
       mesh: a ``jax.sharding.Mesh`` for data parallelism (default ``None``):
         ``state`` and ``data`` are replicated over it, and batches drawn with
         :func:`sample_batch` are sharded over ``data_axis``.
@@ -479,14 +510,21 @@ def train(
 
     Raises:
       ValueError: for a bad ``num_steps``, ``steps_per_call``, ``nan_policy``,
-        ``checkpoint_every``, a mesh without ``data_axis``, or ``resume``
-        without ``checkpoint_dir``.
+        ``checkpoint_every``, ``resume_hyperparams``, a mesh without
+        ``data_axis``, ``resume`` without ``checkpoint_dir``, a folder holding
+        another run's checkpoints (or any checkpoint, without ``resume`` or
+        ``overwrite``), or a checkpoint beyond ``num_steps``.
+      RuntimeError: if another live process writes ``checkpoint_dir``.
       TypeError: if ``step_fn`` does not map a state to a state of the same
         structure and a dict of array metrics.
       FloatingPointError: with ``nan_policy="raise"`` at a non-finite step.
     """
-    if not isinstance(num_steps, int | np.integer) or num_steps < 0:
-        raise ValueError(f"train: `num_steps` must be an int >= 0, got {num_steps!r}")
+    if (
+        not isinstance(num_steps, int | np.integer)
+        or isinstance(num_steps, bool)
+        or num_steps < 1
+    ):
+        raise ValueError(f"train: `num_steps` must be an int >= 1, got {num_steps!r}")
     if not isinstance(steps_per_call, int | np.integer) or steps_per_call < 1:
         raise ValueError(
             f"train: `steps_per_call` must be an int >= 1, got {steps_per_call!r}"
@@ -494,6 +532,11 @@ def train(
     if nan_policy not in _NAN_POLICIES:
         raise ValueError(
             f"train: `nan_policy` must be one of {_NAN_POLICIES}, got {nan_policy!r}"
+        )
+    if resume_hyperparams not in _HYPERPARAMS:
+        raise ValueError(
+            f"train: `resume_hyperparams` must be one of {_HYPERPARAMS}, got "
+            f"{resume_hyperparams!r}"
         )
     if checkpoint_every is not None:
         if not isinstance(checkpoint_every, int | np.integer) or checkpoint_every < 1:
@@ -505,20 +548,78 @@ def train(
             raise ValueError("train: `checkpoint_every` needs a `checkpoint_dir`")
     if resume and checkpoint_dir is None:
         raise ValueError("train: `resume=True` needs a `checkpoint_dir`")
+    if resume and overwrite:
+        raise ValueError(
+            "train: `resume=True` continues the run in `checkpoint_dir` and "
+            "`overwrite=True` deletes it; pass one of them"
+        )
+    if keep_checkpoints is not None and (
+        not isinstance(keep_checkpoints, int | np.integer) or keep_checkpoints < 1
+    ):
+        raise ValueError(
+            "train: `keep_checkpoints` must be None or an int >= 1, got "
+            f"{keep_checkpoints!r}"
+        )
     if mesh is not None and data_axis not in mesh.axis_names:
         raise ValueError(
             f"train: `mesh` has no axis {data_axis!r} (`data_axis`); its axes are "
             f"{mesh.axis_names}"
         )
-    with_data = data is not None
-
     state = jax.tree_util.tree_map(jnp.asarray, state)
-    start, history = 0, {}
-    if resume:
-        found = latest_checkpoint(checkpoint_dir)
-        if found is not None:
-            state, start, history = restore_checkpoint(found, state)
-            history = {k: [v] for k, v in history.items()}
+    run = functools.partial(
+        _run,
+        step_fn,
+        num_steps=num_steps,
+        data=data,
+        steps_per_call=steps_per_call,
+        nan_policy=nan_policy,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+        mesh=mesh,
+        data_axis=data_axis,
+    )
+    if checkpoint_dir is None:
+        return run(state, writer=None, start=0, history={})
+    folder = os.fspath(checkpoint_dir)
+    with runs.folder_lock(folder):
+        state, start, history, description = open_run(
+            folder,
+            state,
+            data=data,
+            step_fn=step_fn,
+            nan_policy=nan_policy,
+            resume=resume,
+            overwrite=overwrite,
+            num_steps=num_steps,
+            resume_hyperparams=resume_hyperparams,
+            mesh=mesh,
+            keep=keep_checkpoints,
+        )
+        runs.write_run(folder, description)
+        writer = CheckpointWriter(folder, keep_checkpoints, asynchronous=True)
+        try:
+            return run(state, writer=writer, start=start, history=history)
+        finally:
+            writer.close()
+
+
+def _run(
+    step_fn,
+    state,
+    *,
+    num_steps,
+    data,
+    steps_per_call,
+    nan_policy,
+    checkpoint_every,
+    progress,
+    mesh,
+    data_axis,
+    writer,
+    start,
+    history,
+):
+    with_data = data is not None
     if mesh is not None:
         replicated = NamedSharding(mesh, P())
         state = jax.device_put(state, replicated)
@@ -532,14 +633,12 @@ def train(
     except TypeError:  # an unhashable callable: compile without the cache
         build = _compiled_chunk.__wrapped__
     chunk = build(step_fn, nan_policy, with_data, int(steps_per_call))
-    bar = tqdm(
-        total=num_steps,
-        initial=min(start, num_steps),
-        desc="train",
-        disable=(not progress) or not sys.stderr.isatty(),
-    )
+    bar = progress_bar(num_steps, progress, "train", initial=min(start, num_steps))
+    if mesh is not None and mesh.shape[data_axis] > 1:
+        warn_if_not_parallel(chunk, state, data, mesh, data_axis)
     step, stopped_at = start, None
-    saved = start if resume else None
+    saved = start if writer is not None and start else None
+    pending = {}  # rows recorded since the last save, for the metrics log
     context = jax.set_mesh(mesh) if mesh is not None else _null_context()
     try:
         with context:
@@ -555,22 +654,18 @@ def train(
                 )
                 done = int(recorded.sum())
                 _append(history, metrics, recorded, skipped, step)
+                _append(pending, metrics, recorded, skipped, step)
                 step += done
-                bar.update(done)
                 loss = metrics.get("loss")
+                postfix = None
                 if done and loss is not None and np.ndim(loss) == 1:
-                    bar.set_postfix(loss=float(loss[recorded][-1]))
+                    postfix = {"loss": float(loss[recorded][-1])}
+                bar.update(done, postfix)
                 if stopped:
                     stopped_at = step + 1
                     break
                 if checkpoint_every is not None and step % checkpoint_every == 0:
-                    save_checkpoint(
-                        checkpoint_dir,
-                        state,
-                        step,
-                        _stack(history),
-                        keep=keep_checkpoints,
-                    )
+                    _save(writer, state, step, pending)
                     saved = step
     finally:
         bar.close()
@@ -583,11 +678,30 @@ def train(
         )
         if nan_policy == "raise":
             raise FloatingPointError(message)
-        warnings.warn(message, NonFiniteWarning, stacklevel=2)
+        warnings.warn(message, NonFiniteWarning, stacklevel=3)
         out["stopped_at"] = np.asarray(stopped_at)
-    elif checkpoint_dir is not None and step != saved:
-        save_checkpoint(checkpoint_dir, state, step, out, keep=keep_checkpoints)
+    elif writer is not None and step != saved:
+        _save(writer, state, step, pending)
+    if nan_policy == "skip" and step > start:
+        new = out["skipped"][out["step"] > start]
+        if new.any():
+            warnings.warn(
+                f"train: nan_policy='skip' skipped {int(new.sum())} of {len(new)} "
+                "steps (non-finite metrics or state); their parameters were "
+                "discarded. history['skipped'] marks them; a large share usually "
+                "means a diverging learning rate",
+                NonFiniteWarning,
+                stacklevel=3,
+            )
     return state, out
+
+
+def _save(writer, state, step, pending):
+    rows = _stack(pending)
+    pending.clear()
+    if rows:
+        runs.write_rows(writer.folder, rows, rows["step"])
+    writer.save(state, step)
 
 
 class _null_context:

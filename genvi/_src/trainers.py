@@ -113,16 +113,25 @@ def gan_trainer(
     def noise(key, count):
         return jax.random.normal(key, (count, latent_dim))
 
+    def judge(disc, x):
+        try:
+            return discriminator(disc, x)
+        except TypeError as e:
+            raise ValueError(
+                f"{fn}: the discriminator of `make_discriminator` cannot take the "
+                f"packed batch of shape {tuple(x.shape)}: with pack_size={pack_size} "
+                f"each input holds {pack_size} samples, {x.shape[-1]} features in "
+                f"all; build it with that input width ({e})"
+            ) from e
+
     def d_loss(disc, gen, key, hyper, data):
         k_x, k_z = jax.random.split(key)
         real = pack(draw(data_sampler, k_x, n, data), pack_size)
         fake = pack(generator(gen["generator"], noise(k_z, n)), pack_size)
-        out = gan_discriminator_loss(
-            discriminator(disc, real), discriminator(disc, fake)
-        )
+        out = gan_discriminator_loss(judge(disc, real), judge(disc, fake))
         aux = dict(out.aux)
         if use_r1:
-            penalty = r1_penalty(lambda x: discriminator(disc, x), real)
+            penalty = r1_penalty(lambda x: judge(disc, x), real)
             aux["r1"] = penalty
             loss = out.loss + 0.5 * hyper["r1_weight"] * penalty
         else:
@@ -135,7 +144,7 @@ def gan_trainer(
         fake = generator(gen["generator"], z)
         fake_old = generator(gen_old["generator"], z)
         out = gan_generator_loss(
-            discriminator(disc, pack(fake, pack_size)),
+            judge(disc, pack(fake, pack_size)),
             fake,
             fake_old,
             reg_weight=hyper["reg_weight"],

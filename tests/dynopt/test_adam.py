@@ -144,7 +144,10 @@ def test_accumulator_dtype():
     s = tx.init(x)
     u, s = tx.update(jnp.ones(3, jnp.bfloat16), s, x)
     assert s.mu.dtype == s.nu.dtype == jnp.float32
-    assert u.dtype == jnp.bfloat16
+    # As optax: the update stays in the accumulator's dtype, rounded to the
+    # parameters' once, when it is added to them.
+    assert u.dtype == jnp.float32
+    assert optax.apply_updates(x, u).dtype == jnp.bfloat16
 
 
 def test_errors():

@@ -173,8 +173,42 @@ def test_float32_accumulator_for_bf16_params(name):
     assert all(b.dtype == jnp.float32 for b in buffers)
     updates, state = opt.update(jnp.ones(5, jnp.bfloat16), state, params)
     buffers = [state.momentum] if name != "adam" else [state.mu, state.nu]
-    assert updates.dtype == jnp.bfloat16
+    # As in optax, the update keeps the accumulator's dtype; it is rounded to
+    # bfloat16 once, when added to the parameters.
+    assert updates.dtype == jnp.float32
+    assert optax.apply_updates(params, updates).dtype == jnp.bfloat16
     assert all(b.dtype == jnp.float32 for b in buffers)
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (
+            lambda: dynopt.momentum(1e-2, 0.9, accumulator_dtype=jnp.float32),
+            lambda: optax.sgd(1e-2, momentum=0.9, accumulator_dtype=jnp.float32),
+        ),
+        (
+            lambda: dynopt.nesterov(1e-2, 0.0, accumulator_dtype=jnp.float32),
+            lambda: optax.sgd(1e-2, momentum=0.0, accumulator_dtype=jnp.float32),
+        ),
+    ],
+    ids=["momentum", "nesterov-without-momentum"],
+)
+def test_bf16_params_with_float32_accumulator_match_optax(ours, theirs):
+    keys = jax.random.split(jax.random.key(0), 4)
+    x0 = jax.random.normal(keys[0], (1000,)).astype(jnp.bfloat16)
+    runs = []
+    for tx in (ours(), theirs()):
+        x, state = x0, tx.init(x0)
+        for k in keys[1:]:
+            g = jax.random.normal(k, (1000,)).astype(jnp.bfloat16)
+            u, state = tx.update(g, state, x)
+            x = optax.apply_updates(x, u)
+        runs.append(x)
+    assert runs[0].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(
+        np.asarray(runs[0], np.float32), np.asarray(runs[1], np.float32)
+    )
 
 
 @pytest.mark.parametrize("entry", OPTIMIZERS, ids=IDS)

@@ -104,7 +104,7 @@ def test_resume_is_bit_exact(make, tmp_path):
 
     ckpt = tmp_path / "ckpt"
     half, _ = _train(trainer, state, N, checkpoint_dir=ckpt)
-    assert genvi.latest_checkpoint(ckpt).name == f"ckpt_{N:08d}.npz"
+    assert genvi.latest_checkpoint(ckpt).name == f"ckpt_{N:08d}"
     assert int(half.step) == N
 
     # A fresh state of another seed, with other hyperparameters, only gives the

@@ -115,10 +115,12 @@ def test_classifier_accuracy_and_cache(classifier, tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="trained although cached"):
         genvi.digits_classifier(tmp_path, steps=21)
     # A corrupt file is ignored with a warning and rebuilt.
-    (path,) = tmp_path.glob("digits_classifier_*.npz")
-    path.write_bytes(b"garbage")
+    (path,) = tmp_path.glob("digits_classifier_*")
+    for part in path.rglob("*"):
+        if part.is_file():
+            part.write_bytes(b"garbage")
     monkeypatch.undo()
-    with pytest.warns(RuntimeWarning, match=r"ignoring unreadable cache file"):
+    with pytest.warns(RuntimeWarning, match=r"ignoring unreadable cache"):
         rebuilt = genvi.digits_classifier(tmp_path, steps=20)
     np.testing.assert_array_equal(rebuilt.params[0][0], first.params[0][0])
     with pytest.raises(ValueError, match=r"digits_classifier: `steps` must be >= 1"):

@@ -141,7 +141,7 @@ def test_resume_is_bit_exact(tmp_path):
     half, _ = genvi.train(
         step, state, data=data, num_steps=n, steps_per_call=7, checkpoint_dir=ckpt
     )
-    assert genvi.latest_checkpoint(ckpt).name == f"ckpt_{n:08d}.npz"
+    assert genvi.latest_checkpoint(ckpt).name == f"ckpt_{n:08d}"
     # A fresh state only gives the structure; everything comes from the file.
     _, fresh, _ = _setup(seed=5)
     resumed, history = genvi.train(
@@ -171,10 +171,10 @@ def test_checkpoint_every_and_keep(tmp_path):
         checkpoint_every=10,
         keep_checkpoints=2,
     )
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["ckpt_00000020.npz", "ckpt_00000025.npz"]
+    names = [p.name for p in genvi.list_checkpoints(tmp_path)]
+    assert names == ["ckpt_00000020", "ckpt_00000025"]
     restored, step_no, history = genvi.restore_checkpoint(
-        tmp_path / "ckpt_00000020.npz", state
+        tmp_path / "ckpt_00000020", state
     )
     assert step_no == 20 and int(restored.step) == 20
     np.testing.assert_array_equal(history["step"], np.arange(1, 21))
@@ -255,7 +255,7 @@ def test_finite_run_does_not_warn():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(num_steps=-1), ValueError, r"train: `num_steps` must be an int >= 0"),
+        (dict(num_steps=-1), ValueError, r"train: `num_steps` must be an int >= 1"),
         (
             dict(num_steps=3, steps_per_call=0),
             ValueError,
