@@ -174,9 +174,10 @@ def digits_classifier(
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / f"digits_classifier_{digest[:16]}.npz"
     sizes = (64, *hidden, 10)
-    loaded = _load(path, sizes, config)
+    shapes = [((m, n), (n,)) for m, n in zip(sizes, sizes[1:])]
+    loaded = _load(path, shapes, config, "digits_classifier")
     if loaded is not None:
-        return loaded
+        return DigitsClassifier(*loaded)
     train, test = digits_halves()
     params = _fit(config, jnp.asarray(train.x), jnp.asarray(train.y))
     accuracy = float(np.mean(np.asarray(_logits(params, test.x)).argmax(-1) == test.y))
@@ -184,30 +185,33 @@ def digits_classifier(
     return DigitsClassifier(jax.device_get(params), accuracy, config)
 
 
-def _load(path: Path, sizes, config) -> DigitsClassifier | None:
+def _load(path: Path, shapes, config, name: str):
+    """``(params, accuracy, config)`` of a cached classifier, or None.
+
+    ``shapes`` lists the expected ``(weight_shape, bias_shape)`` of each layer.
+    """
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as f:
             stored = json.loads(str(f["config"]))
-            params = tuple((f[f"w{i}"], f[f"b{i}"]) for i in range(len(sizes) - 1))
+            params = tuple((f[f"w{i}"], f[f"b{i}"]) for i in range(len(shapes)))
             accuracy = float(f["test_accuracy"])
         shapes_ok = all(
-            w.shape == (m, n) and b.shape == (n,)
-            for (w, b), m, n in zip(params, sizes, sizes[1:])
+            w.shape == tuple(ws) and b.shape == tuple(bs)
+            for (w, b), (ws, bs) in zip(params, shapes)
         )
         finite = all(np.isfinite(a).all() for pair in params for a in pair)
         if stored != config or not shapes_ok or not finite:
             raise ValueError("contents do not match the configuration")
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         warnings.warn(
-            f"digits_classifier: ignoring unreadable cache file {str(path)!r} "
-            f"({e}); retraining",
+            f"{name}: ignoring unreadable cache file {str(path)!r} ({e}); retraining",
             RuntimeWarning,
             stacklevel=3,
         )
         return None
-    return DigitsClassifier(params, accuracy, config)
+    return params, accuracy, config
 
 
 def _save(path: Path, params, accuracy, config):

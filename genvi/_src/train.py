@@ -254,8 +254,14 @@ def _finite_floats(tree) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_chunk(step_fn, nan_policy: str, with_data: bool, length: int):
-    """A jitted function running ``length`` steps (the first ``num_active`` count)."""
+def _compiled_chunk(
+    step_fn, nan_policy: str, with_data: bool, length: int, unroll: bool = False
+):
+    """A jitted function running ``length`` steps (the first ``num_active`` count).
+
+    With ``unroll`` the steps are written out one after another instead of as
+    the body of a loop (see :func:`train`'s ``unroll``).
+    """
 
     def call_step(state, data):
         return step_fn(state, data) if with_data else step_fn(state)
@@ -285,20 +291,33 @@ def _compiled_chunk(step_fn, nan_policy: str, with_data: bool, length: int):
             return (state, stopped), (metrics, recorded, skipped)
 
         (state, stopped), outs = jax.lax.scan(
-            body, (state, jnp.asarray(False)), jnp.arange(length)
+            body, (state, jnp.asarray(False)), jnp.arange(length), unroll=unroll
         )
         return state, stopped, outs
 
     return jax.jit(chunk)
 
 
-def _check_step(step_fn, state, data, with_data):
+def _has_convolution(jaxpr) -> bool:
+    """Whether a jaxpr, or one nested in it (scan, cond, jit...), convolves."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            return True
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, tuple | list) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns") and _has_convolution(inner):
+                    return True
+    return False
+
+
+def _check_step(step_fn, state, data, with_data) -> bool:
+    """Checks the step's signature; returns whether it contains a convolution."""
     try:
-        out = jax.eval_shape(
+        jaxpr, out = jax.make_jaxpr(
             (lambda s, d: step_fn(s, d)) if with_data else (lambda s, d: step_fn(s)),
-            state,
-            data,
-        )
+            return_shape=True,
+        )(state, data)
     except TypeError as e:
         raise TypeError(f"train: calling `step_fn` failed: {e}") from e
     if not (isinstance(out, tuple) and len(out) == 2):
@@ -329,6 +348,7 @@ def _check_step(step_fn, state, data, with_data):
             raise ValueError(
                 f"train: metric name {name!r} is reserved for the history; rename it"
             )
+    return _has_convolution(jaxpr.jaxpr)
 
 
 def train(
@@ -337,7 +357,8 @@ def train(
     *,
     num_steps: int,
     data=None,
-    steps_per_call: int = 100,
+    steps_per_call: int | None = None,
+    unroll: bool | None = None,
     nan_policy: str = "stop",
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
@@ -379,7 +400,15 @@ def train(
       data: optional pytree of arrays passed to every step as a jit argument
         (not baked into the program), e.g. the training set for
         :func:`sample_batch`. Not saved in checkpoints.
-      steps_per_call: steps per compiled call (default 100).
+      steps_per_call: steps per compiled call (default ``None``: 100 in a
+        loop, 1 unrolled).
+      unroll: write the steps of a call out one after another instead of as
+        the body of a ``lax.scan`` loop (compile time then grows with
+        ``steps_per_call``). Default ``None``: unrolled when the step contains
+        a convolution and runs on the CPU, where XLA compiles convolutions
+        inside a loop body to a slow path (measured 5-13x slower per step for
+        a convolutional VAE, see docs/benchmarks/train_speed.md); a loop
+        otherwise.
       nan_policy: ``"skip"``, ``"stop"`` (default) or ``"raise"``.
       checkpoint_dir: folder for checkpoints (default ``None``: none written).
       checkpoint_every: save every this many steps (default ``None``: only at
@@ -417,7 +446,9 @@ def train(
     """
     if not isinstance(num_steps, int | np.integer) or num_steps < 0:
         raise ValueError(f"train: `num_steps` must be an int >= 0, got {num_steps!r}")
-    if not isinstance(steps_per_call, int | np.integer) or steps_per_call < 1:
+    if steps_per_call is not None and (
+        not isinstance(steps_per_call, int | np.integer) or steps_per_call < 1
+    ):
         raise ValueError(
             f"train: `steps_per_call` must be an int >= 1, got {steps_per_call!r}"
         )
@@ -454,14 +485,18 @@ def train(
         state = jax.device_put(state, replicated)
         if with_data:
             data = jax.device_put(data, replicated)
-    _check_step(step_fn, state, data, with_data)
+    convolves = _check_step(step_fn, state, data, with_data)
+    if unroll is None:
+        unroll = convolves and jax.default_backend() == "cpu"
+    if steps_per_call is None:
+        steps_per_call = 1 if unroll else 100
 
     try:
         hash(step_fn)
         build = _compiled_chunk
     except TypeError:  # an unhashable callable: compile without the cache
         build = _compiled_chunk.__wrapped__
-    chunk = build(step_fn, nan_policy, with_data, int(steps_per_call))
+    chunk = build(step_fn, nan_policy, with_data, int(steps_per_call), bool(unroll))
     bar = tqdm(
         total=num_steps,
         initial=min(start, num_steps),
