@@ -121,6 +121,11 @@ def run_method(method, args, data, classifier) -> dict:
             x = _draw(sample, state, args.curve_samples, seed)
             curve.append(genvi.stacked_modes(classifier, x)["modes"])
             steps.append((e + 1) * per_eval * method["n_g"])
+            print(
+                f"  {method['name']} seed {seed}: {steps[-1]} generator updates, "
+                f"{curve[-1]} modes, {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
         final = genvi.stacked_modes(
             classifier, _draw(sample, state, args.eval_samples, seed)
         )
