@@ -75,14 +75,22 @@ def main(argv=None) -> dict:
     p.add_argument("--width", type=int, default=32, help="DCGAN base width")
     p.add_argument("--batch-size", type=int, default=64, help="batch")
     p.add_argument("--latent", type=int, default=16, help="latent size")
+    p.add_argument(
+        "--upsample",
+        nargs="+",
+        default=list(UPSAMPLE),
+        choices=list(UPSAMPLE),
+        help="upsampling layers to time (--quick: subpixel only)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.repeats, args.width = 2, 1, 4
+        args.upsample = ["subpixel"]
     data = jnp.asarray(
         np.random.default_rng(args.seed).random((1000, 28, 28)), jnp.float32
     )
     metrics, rows = {}, []
-    for upsample in UPSAMPLE:
+    for upsample in args.upsample:
         step, state = _step(
             upsample, args.width, args.batch_size, args.latent, args.seed
         )

