@@ -406,9 +406,8 @@ def train(
         the body of a ``lax.scan`` loop (compile time then grows with
         ``steps_per_call``). Default ``None``: unrolled when the step contains
         a convolution and runs on the CPU, where XLA compiles convolutions
-        inside a loop body to a slow path (measured 5-13x slower per step for
-        a convolutional VAE, see docs/benchmarks/train_speed.md); a loop
-        otherwise.
+        inside a loop body to a much slower path (see
+        docs/benchmarks/train_speed.md); a loop otherwise.
       nan_policy: ``"skip"``, ``"stop"`` (default) or ``"raise"``.
       checkpoint_dir: folder for checkpoints (default ``None``: none written).
       checkpoint_every: save every this many steps (default ``None``: only at
@@ -437,9 +436,9 @@ def train(
     (0.729, [1, 2, 3])
 
     Raises:
-      ValueError: for a bad ``num_steps``, ``steps_per_call``, ``nan_policy``,
-        ``checkpoint_every``, a mesh without ``data_axis``, or ``resume``
-        without ``checkpoint_dir``.
+      ValueError: for a bad ``num_steps``, ``steps_per_call``, ``unroll``,
+        ``nan_policy``, ``checkpoint_every``, a mesh without ``data_axis``, or
+        ``resume`` without ``checkpoint_dir``.
       TypeError: if ``step_fn`` does not map a state to a state of the same
         structure and a dict of array metrics.
       FloatingPointError: with ``nan_policy="raise"`` at a non-finite step.
@@ -452,6 +451,8 @@ def train(
         raise ValueError(
             f"train: `steps_per_call` must be an int >= 1, got {steps_per_call!r}"
         )
+    if unroll is not None and not isinstance(unroll, bool):
+        raise ValueError(f"train: `unroll` must be None or a bool, got {unroll!r}")
     if nan_policy not in _NAN_POLICIES:
         raise ValueError(
             f"train: `nan_policy` must be one of {_NAN_POLICIES}, got {nan_policy!r}"

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import genvi
 from genvi._src import train as train_module
@@ -54,3 +55,10 @@ def test_unrolled_chunk_has_no_loop_and_matches_the_loop():
     )
     assert history["step"].tolist() == [1, 2, 3, 4, 5]
     np.testing.assert_allclose(auto, looped, **F32_ITERATES)
+
+
+def test_unroll_must_be_a_bool():
+    with pytest.raises(
+        ValueError, match=r"train: `unroll` must be None or a bool, got 2"
+    ):
+        genvi.train(_dense_step, jnp.ones(()), num_steps=1, unroll=2)
