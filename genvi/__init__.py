@@ -24,11 +24,18 @@ from ._src.data import digits_halves as digits_halves
 from ._src.data import load_digits as load_digits
 from ._src.data import load_mnist as load_mnist
 from ._src.data import read_idx as read_idx
+from ._src.data import stacked_digits as stacked_digits
 from ._src.data import stratified_split as stratified_split
+from ._src.dcgan import DCGANDiscriminator as DCGANDiscriminator
+from ._src.dcgan import DCGANEncoder as DCGANEncoder
+from ._src.dcgan import DCGANGenerator as DCGANGenerator
 from ._src.distributions import bernoulli_log_prob as bernoulli_log_prob
 from ._src.distributions import gaussian_log_prob as gaussian_log_prob
 from ._src.distributions import reparameterize as reparameterize
 from ._src.divergences import gaussian_kl as gaussian_kl
+from ._src.image_metrics import MnistClassifier as MnistClassifier
+from ._src.image_metrics import mnist_classifier as mnist_classifier
+from ._src.image_metrics import stacked_modes as stacked_modes
 from ._src.losses.aae import aae_autoencoder_loss as aae_autoencoder_loss
 from ._src.losses.aae import aae_discriminator_loss as aae_discriminator_loss
 from ._src.losses.ali import ali_discriminator_loss as ali_discriminator_loss
@@ -81,6 +88,9 @@ __all__ = [
     "CheckpointWriter",
     "ConvDecoder",
     "ConvEncoder",
+    "DCGANDiscriminator",
+    "DCGANEncoder",
+    "DCGANGenerator",
     "Digits",
     "DigitsClassifier",
     "ElboTerms",
@@ -92,6 +102,7 @@ __all__ = [
     "MLPEncoder",
     "Mixture",
     "Mnist",
+    "MnistClassifier",
     "NonFiniteWarning",
     "Split",
     "TrainState",
@@ -133,6 +144,7 @@ __all__ = [
     "log_mean_exp",
     "merge_model",
     "mixture",
+    "mnist_classifier",
     "mode_metrics",
     "pack",
     "precision_recall",
@@ -145,6 +157,8 @@ __all__ = [
     "sample_mixture",
     "save_checkpoint",
     "shard_batch",
+    "stacked_digits",
+    "stacked_modes",
     "stratified_split",
     "train",
     "vae_loss",

