@@ -251,6 +251,10 @@ CASES = [
                          checkpoint_dir="unused", resume=True, overwrite=True),
      ValueError, r"train: `resume=True` continues the run in `checkpoint_dir` and "
      r"`overwrite=True` deletes it"),
+    ("gan-loss-empty-batch",
+     lambda: genvi.gan_discriminator_loss(jnp.ones(0), jnp.ones(0)), ValueError,
+     r"gan_discriminator_loss: `real_logits` and `fake_logits` must hold at least "
+     r"one logit"),
     ("frechet-distance-one-row",
      lambda: genvi.frechet_distance(np.ones((1, 3)), np.ones((5, 3))), ValueError,
      r"frechet_distance: features must have shape \(n, d\) with n >= 2"),

@@ -266,3 +266,36 @@ def test_bad_values_name_the_loss_and_argument(value):
     ]:
         with pytest.raises(TypeError, match=rf"^{fn}: `\w+` must be a number or an"):
             call()
+
+
+LOGIT_SHAPES = st.sampled_from([(), (4,), (4, 1), (4, 2), (3,), (2, 2, 1), (0,)])
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        genvi.gan_discriminator_loss,
+        genvi.aae_discriminator_loss,
+        genvi.ali_discriminator_loss,
+    ],
+    ids=lambda f: f.__name__,
+)
+@settings(PROFILE, max_examples=10)
+@given(shapes=st.tuples(LOGIT_SHAPES, LOGIT_SHAPES), seed=st.integers(0, 2**16))
+def test_discriminator_losses_on_random_shapes(loss, shapes, seed):
+    positive = _values(shapes[0], -20, 20, seed=seed)
+    negative = _values(shapes[1], -20, 20, seed=seed + 1)
+
+    def ok(shape):
+        form = len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
+        return form and shape[0] > 0
+
+    with jax.enable_x64(True):
+        if not (ok(shapes[0]) and ok(shapes[1]) and shapes[0] == shapes[1]):
+            with pytest.raises(ValueError, match=rf"^{loss.__name__}: `\w+` "):
+                loss(positive, negative)
+            return
+        out = loss(positive, negative)
+    # Binary cross-entropy, positives labelled 1: -log sigmoid(a) - log(1 - sigmoid(b)).
+    expected = np.mean(np.logaddexp(0, -positive)) + np.mean(np.logaddexp(0, negative))
+    np.testing.assert_allclose(out.loss, expected, rtol=1e-12)

@@ -60,7 +60,7 @@ def test_sigkill_at_random_moments_resumes_bit_exactly(tmp_path):
         "from tests.genvi.test_checkpoint_crash import run; import sys;"
         "run(sys.argv[1])"
     )
-    reached = []
+    reached, torn = [], 0  # torn: kills that left half a save behind
     for _ in range(KILLS):
         before = genvi.latest_checkpoint(folder)
         child = subprocess.Popen(
@@ -80,6 +80,7 @@ def test_sigkill_at_random_moments_resumes_bit_exactly(tmp_path):
         child.wait()
         assert child.returncode == -signal.SIGKILL, "the child ended before the kill"
         reached.append(genvi.latest_checkpoint(folder).name)
+        torn += any("orbax-checkpoint-tmp" in p.name for p in folder.iterdir())
     assert len(set(reached)) == KILLS  # every child made progress
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the stale lock of the killed child
@@ -95,3 +96,5 @@ def test_sigkill_at_random_moments_resumes_bit_exactly(tmp_path):
     for name in full_history:
         np.testing.assert_array_equal(history[name], full_history[name], name)
     assert not (folder / ".lock").exists()
+    # Whatever a kill left half-written is gone once the run has resumed.
+    assert not [p.name for p in folder.iterdir() if "tmp" in p.name], torn

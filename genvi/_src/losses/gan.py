@@ -73,6 +73,12 @@ def check_logits(fn: str, names: tuple[str, str], a, b) -> None:
             f"{fn}: `{names[0]}` and `{names[1]}` must have the same shape, got "
             f"{jnp.shape(a)} and {jnp.shape(b)}"
         )
+    if jnp.shape(a)[0] == 0:
+        raise ValueError(
+            f"{fn}: `{names[0]}` and `{names[1]}` must hold at least one logit "
+            "(the mean of an empty batch is undefined), got shape "
+            f"{jnp.shape(a)}"
+        )
 
 
 def check_weight(fn: str, name: str, value) -> None:
