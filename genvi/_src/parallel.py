@@ -6,7 +6,7 @@ import re
 import warnings
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
 _COLLECTIVES = re.compile(r"\b(all-reduce|reduce-scatter|all-gather|all-to-all)")
 
@@ -25,7 +25,9 @@ def warn_if_not_parallel(chunk, state, data, mesh, data_axis) -> None:
     (the compilation is cached, so the run itself does not compile again).
     """
     with jax.set_mesh(mesh):
-        lowered = chunk.lower(state, data, jnp.asarray(1, jnp.int32))
+        # `chunk.loop` is the compiled program of genvi.train's chunk; the count
+        # of active steps is an int32 (a static one when the steps are unrolled)
+        lowered = chunk.loop.lower(state, data, np.int32(1))
         text = lowered.compile().as_text()
     if collective_count(text) == 0:
         warnings.warn(
