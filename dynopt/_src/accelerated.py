@@ -12,11 +12,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .base import Optimizer, check_learning_rate
+from .base import Optimizer, check_learning_rate, zeros_like_tree
 from .discretise import Spec, build
 from .dynamics import Clock
 from .flows import GradientFlow, SuBoydCandesFlow
-from .schemes import Heun, Scheme, _zeros
+from .schemes import Heun, Scheme
 
 tree_map = jax.tree_util.tree_map
 
@@ -86,7 +86,7 @@ class NesterovConvex(Scheme):
         return {"learning_rate": h * h}
 
     def init(self, flow, params, dtype=None) -> dict:
-        return {"delta": _zeros(params, dtype)}
+        return {"delta": zeros_like_tree(params, dtype)}
 
     def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
         s = coefficients["learning_rate"]

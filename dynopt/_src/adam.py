@@ -25,10 +25,11 @@ from .base import (
     check_interval,
     check_learning_rate,
     check_nonnegative,
+    zeros_like_tree,
 )
 from .discretise import Spec, build, optional, or_zero
 from .flows import objective
-from .schemes import Scheme, _zeros
+from .schemes import Scheme
 
 tree_map = jax.tree_util.tree_map
 
@@ -151,7 +152,10 @@ class SemiImplicitEuler(Scheme):
         }
 
     def init(self, flow, params, dtype=None) -> dict:
-        return {"mu": _zeros(params, dtype), "nu": _zeros(params, dtype)}
+        return {
+            "mu": zeros_like_tree(params, dtype),
+            "nu": zeros_like_tree(params, dtype),
+        }
 
     def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
         hp = coefficients

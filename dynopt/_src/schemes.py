@@ -49,15 +49,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .base import zeros_like_tree
 from .flows import GradientFlow, HeavyBallFlow, HessianDampedFlow
 
 tree_map = jax.tree_util.tree_map
 _STARTS = ("zero", "half_step")
-
-
-def _zeros(params, dtype):
-    dtype = None if dtype is None else jnp.dtype(dtype)
-    return tree_map(lambda p: jnp.zeros_like(p, dtype=dtype), params)
 
 
 def _as(c, like):
@@ -95,7 +91,7 @@ class Scheme(eqx.Module):
     def init(self, flow, params, dtype=None) -> dict:
         if isinstance(flow, GradientFlow):
             return {}
-        return {"velocity": _zeros(params, dtype)}
+        return {"velocity": zeros_like_tree(params, dtype)}
 
     def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
         raise NotImplementedError
@@ -336,7 +332,7 @@ class Leapfrog(Scheme):
         return {"learning_rate": h * h / (1 + u), "beta": (1 - u) / (1 + u)}
 
     def init(self, flow, params, dtype=None) -> dict:
-        return {"momentum": _zeros(params, dtype)}
+        return {"momentum": zeros_like_tree(params, dtype)}
 
     def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
         lr, b = coefficients["learning_rate"], coefficients["beta"]

@@ -43,7 +43,7 @@ def test_unrolled_chunk_has_no_loop_and_matches_the_loop():
     build = train_module._compiled_chunk.__wrapped__
     texts = {
         unroll: build(_conv_step, "stop", False, 3, unroll)
-        .lower(w, None, jnp.asarray(3))
+        .loop.lower(w, None, np.int32(3))
         .compile()
         .as_text()
         for unroll in (False, True)
