@@ -26,6 +26,7 @@ from ._src.distributions import bernoulli_log_prob as bernoulli_log_prob
 from ._src.distributions import gaussian_log_prob as gaussian_log_prob
 from ._src.distributions import reparameterize as reparameterize
 from ._src.divergences import gaussian_kl as gaussian_kl
+from ._src.game_training import record_params as record_params
 from ._src.losses.aae import aae_autoencoder_loss as aae_autoencoder_loss
 from ._src.losses.aae import aae_discriminator_loss as aae_discriminator_loss
 from ._src.losses.ali import ali_discriminator_loss as ali_discriminator_loss
@@ -132,6 +133,7 @@ __all__ = [
     "precision_recall",
     "r1_penalty",
     "read_idx",
+    "record_params",
     "reparameterize",
     "restore_checkpoint",
     "run_cycles",

@@ -70,16 +70,13 @@ def _two_players(fn: str, game: Game) -> None:
         )
 
 
-def _player_steps(game, params, i, h, n, loss_shift=None):
+def _player_steps(game, params, i, h, n, penalty=None):
     """``n`` gradient steps of player ``i`` with the others held fixed."""
-    field_i = (
-        (lambda p: tree_map(jnp.negative, game.player_gradient(i, p)))
-        if loss_shift is None
-        else loss_shift
-    )
 
     def body(p, _):
-        return replace_player(p, i, _axpy(h, field_i(p), p[i])), None
+        return replace_player(
+            p, i, _axpy(h, game.player_field(i, p, penalty), p[i])
+        ), None
 
     return jax.lax.scan(body, tuple(params), None, length=n)[0]
 
@@ -187,7 +184,7 @@ class AlternatingMomentum(GameScheme):
         _two_players("AlternatingMomentum", game)
         params, m = state.params, list(state.memory)
         for i in (1, 0):
-            v = tree_map(jnp.negative, game.player_gradient(i, params))
+            v = game.player_field(i, params)
             new = tree_map(
                 lambda z, vi, mi: z + jnp.asarray(h, z.dtype) * vi + self.beta * mi,
                 params[i],
@@ -301,15 +298,10 @@ class SuProximal(GameScheme):
         p = _player_steps(game, state.params, 1, h, self.n_d)
         old = p[0]
 
-        def field_g(q):
-            def loss(g):
-                return game.losses[0](
-                    replace_player(q, 0, g)
-                ) + self.reg_weight * game.distance(g, old)
+        def penalty(g):
+            return self.reg_weight * game.distance(g, old)
 
-            return tree_map(jnp.negative, jax.grad(loss)(q[0]))
-
-        return GameState(_player_steps(game, p, 0, h, self.n_g, field_g), None)
+        return GameState(_player_steps(game, p, 0, h, self.n_g, penalty), None)
 
 
 class GameEMA(GameScheme):

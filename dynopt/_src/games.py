@@ -83,13 +83,24 @@ class Game(eqx.Module):
         r""":math:`\nabla_{z_i} L_i(z)` (a pytree like ``params[i]``)."""
         return jax.grad(self.player_loss(i, params))(params[i])
 
+    def player_field(self, i: int, params: tuple, penalty=None):
+        r"""Player ``i``'s part of the field, :math:`-\nabla_{z_i}(L_i + R)(z)`.
+
+        ``penalty`` is an optional extra term :math:`R(z_i)` of that player's
+        loss (e.g. Su's proximal term); subclasses may change the metric here
+        (e.g. a diagonal preconditioner), and every scheme goes through it.
+        """
+        params = tuple(params)
+        loss = self.player_loss(i, params)
+        if penalty is not None:
+            base = loss
+            loss = lambda p: base(p) + penalty(p)  # noqa: E731
+        return tree_map(jnp.negative, jax.grad(loss)(params[i]))
+
     def field(self, params: tuple) -> tuple:
         r"""The vector field :math:`v(z) = (-\nabla_{z_i} L_i(z))_i`."""
         params = tuple(params)
-        return tuple(
-            tree_map(jnp.negative, self.player_gradient(i, params))
-            for i in range(self.num_players)
-        )
+        return tuple(self.player_field(i, params) for i in range(self.num_players))
 
     def distance(self, p, p_old):
         """The generator-side distance (see ``generator_distance``)."""
