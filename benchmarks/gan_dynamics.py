@@ -6,6 +6,7 @@ under the protocol of benchmarks/mixture_modes.py)?"""
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import time
@@ -71,11 +72,6 @@ def closed_forms(c: float) -> dict:
         s = _su_sum(h, REG, NG)
         return _rho([[1 - h**2 * s * c**2, h * s * c], [-h * c, 1]])
 
-    def momentum_limit():
-        return scipy.optimize.brentq(
-            lambda h: _momentum(h, c, BETA) - 1, 0.5 / c, 4 / c, xtol=1e-14
-        )
-
     def su_limit():
         # Bracket starts where S(h) = 1 (r = -1), below the boundary h^2 c^2 = 4.
         return scipy.optimize.brentq(
@@ -108,7 +104,7 @@ def closed_forms(c: float) -> dict:
             "alternating_momentum",
             {"beta": BETA},
             lambda h: _momentum(h, c, BETA),
-            momentum_limit(),
+            2 * (1 + BETA) / c,  # a root of the quartic leaves at -1
         ),
         f"consensus(gamma={GAMMA})": (
             "consensus",
@@ -241,7 +237,7 @@ PORTRAIT_SCHEMES = {
 }
 
 
-def portraits(out, num_steps: int, methods) -> dict:
+def portraits(out, num_steps: int, methods, flow: bool = True) -> dict:
     """Phase portraits of every scheme from (1, 1) with the flow's orbit."""
     plt = _common.plt()
     final = {}
@@ -255,13 +251,16 @@ def portraits(out, num_steps: int, methods) -> dict:
             z0 = (jnp.array(1.0), jnp.array(1.0))
             n = len(chosen)
             fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.4), squeeze=False)
-            flow = dynopt.game_trajectory(
-                game, z0, np.linspace(0, num_steps * h, 400), rtol=1e-8, atol=1e-8
-            )
+            orbit = None
+            if flow:
+                orbit = dynopt.game_trajectory(
+                    game, z0, np.linspace(0, num_steps * h, 400), rtol=1e-8, atol=1e-8
+                ).params
             for ax, (label, (_, scheme)) in zip(axes[0], chosen.items()):
                 traj = dynopt.game_run(game, scheme, z0, h, num_steps)
                 x, y = np.asarray(traj.params[0]), np.asarray(traj.params[1])
-                ax.plot(flow.params[0], flow.params[1], "k--", lw=0.6)
+                if orbit is not None:
+                    ax.plot(orbit[0], orbit[1], "k--", lw=0.6)
                 ax.plot(x, y, lw=0.8)
                 ax.plot([0], [0], "r+")
                 ax.set_xlim(-3, 3)
@@ -270,7 +269,9 @@ def portraits(out, num_steps: int, methods) -> dict:
                 ax.set_yticks([])
                 ax.set_title(label, fontsize=6)
                 final[f"{game_name}/{label}"] = float(math.hypot(x[-1], y[-1]))
-            fig.suptitle(f"{game_name}, h = {h}, {num_steps} steps (dashed: flow)")
+            fig.suptitle(
+                f"{game_name}, h = {h}, {num_steps} steps (dashed: flow)", y=1.1
+            )
             _common.savefig(fig, out, f"portrait_{game_name}.png")
     return final
 
@@ -452,10 +453,16 @@ def main(argv=None) -> dict:
         default=300,
         help="steps in the phase portraits (default: 300)",
     )
+    add(
+        "--flow",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw the continuous flow (diffrax) in the portraits (default: on)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.g_steps, args.evals, args.width = 1, 20, 1, 8
-        args.pack_sizes, args.portrait_steps = [1], 40
+        args.pack_sizes, args.portrait_steps, args.flow = [1], 40, False
         args.schemes = ["extragradient"]
         args.dynamics_schemes = ["extragradient"]
     metrics: dict = {}
@@ -487,7 +494,7 @@ def main(argv=None) -> dict:
     out = args.out
     Path(out).mkdir(parents=True, exist_ok=True)
     metrics["portrait_final_radius"] = portraits(
-        out, args.portrait_steps, args.dynamics_schemes
+        out, args.portrait_steps, args.dynamics_schemes, args.flow
     )
 
     # (b)
@@ -503,6 +510,8 @@ def main(argv=None) -> dict:
         r = train_program(name, schemes[name], m, args, tuple(args.datasets), bar)
         real.update(r["results"])
         seconds[f"{name}/pack{m}"] = r["seconds"]
+        if not sys.stderr.isatty():  # a line per program in log files
+            print(f"trained {name} pack {m}: {r['seconds']:.0f} s", flush=True)
         samples[(name, m)] = r
     bar.close()
     metrics["real"] = real
