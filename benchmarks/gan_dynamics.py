@@ -397,7 +397,7 @@ def main(argv=None) -> dict:
     p = _common.parser(__doc__, "runs/gan_dynamics")
     add = p.add_argument
     add("--seeds", type=int, default=2, help="seeds per run (default: 2; protocol 10)")
-    add("--g-steps", type=int, default=1500, help="cycles per run (default: 1500)")
+    add("--g-steps", type=int, default=2000, help="cycles per run (default: 2000)")
     add("--evals", type=int, default=5, help="chunks of training (default: 5)")
     add("--width", type=int, default=64, help="hidden width (default: 64)")
     add("--depth", type=int, default=2, help="hidden layers (default: 2)")
@@ -423,8 +423,8 @@ def main(argv=None) -> dict:
         "--pack-sizes",
         type=int,
         nargs="+",
-        default=[1, 4],
-        help="PacGAN degrees (default: 1 4)",
+        default=[1],
+        help="PacGAN degrees, e.g. 1 4 (default: 1)",
     )
     add(
         "--schemes",

@@ -12,9 +12,10 @@ same batches as the phase engine with ``n_d = n_g = 1``):
 ``h`` being ``state.hyper["step_size"]``. Without ``rms_decay`` the field is the
 plain one (:math:`P = I`); with it, a diagonal RMSProp metric
 :math:`P = (\sqrt{\hat\nu} + \epsilon)^{-1}`, :math:`\nu` an exponential average
-of the squared gradients at the start of each cycle (bias corrected), held
-fixed during the cycle, so the scheme's geometry is the same at every point it
-evaluates. ``G_old`` (Su's regulariser, ``reg_weight``) is the generator at the
+of the mean squared gradient of each array at the start of each cycle (bias
+corrected; one number per array, so that no coordinate gets a huge step where
+its gradient vanished at the start), held fixed during the cycle, so the
+scheme's geometry is the same at every point it evaluates. ``G_old`` (Su's regulariser, ``reg_weight``) is the generator at the
 start of the cycle; the EMA of the generator is updated once per cycle.
 Metrics are the players' losses at the start of the cycle (both players).
 The scheme's memory (previous field, momentum buffers) lives in
@@ -138,7 +139,9 @@ def game_engine(
         game = make_game(state, k_d, k_g, gen, _unit_scale(params) if rms else None)
         opt_states = {"game": game_scheme.init(game, params).memory}
         if rms:
-            opt_states["second_moment"] = jax.tree.map(jnp.zeros_like, params)
+            opt_states["second_moment"] = jax.tree.map(
+                lambda p: jnp.zeros((), p.dtype), params
+            )
         return state._replace(opt_states=opt_states)
 
     def step(state):
@@ -157,8 +160,12 @@ def game_engine(
         scale = None
         if rms:
             decay = hp["rms_decay"]
+            # One mean square per array (not per coordinate): the metric is
+            # frozen for the cycle, and a coordinate whose gradient happens to
+            # vanish at the cycle's start (a dead ReLU unit) would otherwise get
+            # a 1/epsilon step wherever else the scheme evaluates the field.
             nu = jax.tree.map(
-                lambda n, g: decay * n + (1 - decay) * jnp.square(g),
+                lambda n, g: decay * n + (1 - decay) * jnp.mean(jnp.square(g)),
                 opt_states["second_moment"],
                 (g_grad, d_grad),
             )
