@@ -3,7 +3,10 @@
 An optimiser is a continuous-time model (a flow), a numerical scheme and a clock
 mapping step ``k`` to ODE time ``t_k``. :func:`sgd`, :func:`momentum` and
 :func:`nesterov` are drop-in optax transforms that carry their
-:class:`Dynamics`.
+:class:`Dynamics`. Games (:class:`Game`, :func:`dirac_gan`,
+:func:`bilinear_game`) are flows of several players, advanced by game schemes
+(:func:`game_scheme`) whose one-step spectral radius
+:func:`game_spectral_radius` measures.
 """
 
 from ._src.accelerated import HeunState as HeunState

@@ -10,13 +10,14 @@ same batches as the phase engine with ``n_d = n_g = 1``):
           -P_D \nabla_D L_D\big),
 
 ``h`` being ``state.hyper["step_size"]``. Without ``rms_decay`` the field is the
-plain one (:math:`P = I`); with it, a diagonal RMSProp metric
+plain one (:math:`P = I`); with it, an RMS metric
 :math:`P = (\sqrt{\hat\nu} + \epsilon)^{-1}`, :math:`\nu` an exponential average
 of the mean squared gradient of each array at the start of each cycle (bias
 corrected; one number per array, so that no coordinate gets a huge step where
 its gradient vanished at the start), held fixed during the cycle, so the
-scheme's geometry is the same at every point it evaluates. ``G_old`` (Su's regulariser, ``reg_weight``) is the generator at the
-start of the cycle; the EMA of the generator is updated once per cycle.
+scheme's geometry is the same at every point it evaluates. ``G_old`` (Su's
+regulariser, ``reg_weight``) is the generator at the start of the cycle; the
+EMA of the generator is updated once per cycle.
 Metrics are the players' losses at the start of the cycle (both players).
 The scheme's memory (previous field, momentum buffers) lives in
 ``state.opt_states["game"]``.

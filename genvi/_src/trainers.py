@@ -96,7 +96,7 @@ def gan_trainer(
         (the scheme holds its own phases). See :mod:`genvi._src.game_training`.
       step_size: the scheme's step :math:`h` (``state.hyper["step_size"]``).
       rms_decay: None: plain gradient field; a decay in [0, 1): the field is
-        scaled by an RMSProp metric held fixed within each cycle.
+        scaled by an RMS metric (one per array) held fixed within each cycle.
 
     Returns:
       An :class:`Adversarial` (``init``, ``step``, ``sample``). Metrics:
