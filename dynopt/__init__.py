@@ -4,7 +4,10 @@ An optimiser is a continuous-time model (a flow), a numerical scheme and a clock
 mapping step ``k`` to ODE time ``t_k``. :func:`sgd`, :func:`momentum` and
 :func:`nesterov` are drop-in optax transforms that carry their
 :class:`Dynamics`; all of them are built by :func:`discretise` from a flow and a
-scheme (:class:`ExplicitEuler`, :class:`Leapfrog`, :class:`RK4`, ...).
+scheme (:class:`ExplicitEuler`, :class:`Leapfrog`, :class:`RK4`, ...). Games
+(:class:`Game`, :func:`dirac_gan`, :func:`bilinear_game`) are flows of several
+players, advanced by game schemes (:func:`game_scheme`) whose one-step spectral
+radius :func:`game_spectral_radius` measures.
 """
 
 from ._src.accelerated import HeunState as HeunState
@@ -50,6 +53,26 @@ from ._src.flows import SuBoydCandesFlow as SuBoydCandesFlow
 from ._src.flows import hessian_vector_product as hessian_vector_product
 from ._src.flows import high_resolution_flow as high_resolution_flow
 from ._src.flows import objective as objective
+from ._src.game_analysis import GameTrajectory as GameTrajectory
+from ._src.game_analysis import game_run as game_run
+from ._src.game_analysis import game_spectral_radius as game_spectral_radius
+from ._src.game_analysis import game_step_matrix as game_step_matrix
+from ._src.game_analysis import game_trajectory as game_trajectory
+from ._src.game_schemes import AlternatingMomentum as AlternatingMomentum
+from ._src.game_schemes import AlternatingSteps as AlternatingSteps
+from ._src.game_schemes import ConsensusOptimization as ConsensusOptimization
+from ._src.game_schemes import ExtraGradient as ExtraGradient
+from ._src.game_schemes import GameEMA as GameEMA
+from ._src.game_schemes import GameScheme as GameScheme
+from ._src.game_schemes import GameState as GameState
+from ._src.game_schemes import OptimisticGradient as OptimisticGradient
+from ._src.game_schemes import ProximalPoint as ProximalPoint
+from ._src.game_schemes import SimultaneousSteps as SimultaneousSteps
+from ._src.game_schemes import SuProximal as SuProximal
+from ._src.game_schemes import game_scheme as game_scheme
+from ._src.games import Game as Game
+from ._src.games import bilinear_game as bilinear_game
+from ._src.games import dirac_gan as dirac_gan
 from ._src.maps import momentum_to_ode as momentum_to_ode
 from ._src.maps import ode_to_momentum as ode_to_momentum
 from ._src.maps import retune_hold_effective_rate as retune_hold_effective_rate
@@ -98,14 +121,23 @@ __all__ = [
     "AdamFlow",
     "AdamHyperparams",
     "AdamState",
+    "AlternatingMomentum",
+    "AlternatingSteps",
     "Clock",
     "ConformalSymplectic",
+    "ConsensusOptimization",
     "DiscretisedState",
     "Dynamics",
     "DynamicsAt",
     "ExplicitEuler",
+    "ExtraGradient",
     "FlatLayout",
     "FlatParams",
+    "Game",
+    "GameEMA",
+    "GameScheme",
+    "GameState",
+    "GameTrajectory",
     "Gap",
     "GradientFlow",
     "GradientNoise",
@@ -121,27 +153,38 @@ __all__ = [
     "MomentumState",
     "NagCState",
     "NesterovConvex",
+    "OptimisticGradient",
     "Optimizer",
     "OrderStudy",
     "Paths",
+    "ProximalPoint",
     "RK4",
     "Scheme",
     "SdePaths",
     "SemiImplicitEuler",
     "SgdState",
+    "SimultaneousSteps",
     "SuBoydCandesFlow",
+    "SuProximal",
     "SweepResult",
     "SymplecticEuler",
     "Trajectory",
     "adam",
+    "bilinear_game",
     "continuous_trajectory",
     "critical_batch_size",
+    "dirac_gan",
     "discrete_trajectory",
     "discretise",
     "empirical_order",
     "find_dynamics",
     "flat_optimizer",
     "flatten",
+    "game_run",
+    "game_scheme",
+    "game_spectral_radius",
+    "game_step_matrix",
+    "game_trajectory",
     "get_hyperparams",
     "gradient_covariance",
     "gradient_noise",

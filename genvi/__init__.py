@@ -33,6 +33,7 @@ from ._src.distributions import bernoulli_log_prob as bernoulli_log_prob
 from ._src.distributions import gaussian_log_prob as gaussian_log_prob
 from ._src.distributions import reparameterize as reparameterize
 from ._src.divergences import gaussian_kl as gaussian_kl
+from ._src.game_training import record_params as record_params
 from ._src.image_metrics import MnistClassifier as MnistClassifier
 from ._src.image_metrics import mnist_classifier as mnist_classifier
 from ._src.image_metrics import stacked_modes as stacked_modes
@@ -150,6 +151,7 @@ __all__ = [
     "precision_recall",
     "r1_penalty",
     "read_idx",
+    "record_params",
     "reparameterize",
     "restore_checkpoint",
     "run_cycles",

@@ -19,12 +19,13 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+import dynopt
+
 from .adversarial import (
     Adversarial,
     _check_common,
     _check_int,
     _check_optional_weight,
-    _engine,
     _Net,
     _prior_sampler,
     _with_loss,
@@ -32,6 +33,7 @@ from .adversarial import (
     pack,
 )
 from .core import LossOut
+from .game_training import build_engine, check_game_options, placeholder_optimizers
 from .losses.aae import aae_autoencoder_loss, aae_discriminator_loss
 from .losses.ali import ALI_VARIANTS, ali_discriminator_loss, ali_generator_loss
 from .losses.gan import gan_discriminator_loss, gan_generator_loss, r1_penalty
@@ -44,14 +46,17 @@ def gan_trainer(
     *,
     latent_dim: int,
     batch_size: int,
-    g_optimizer: optax.GradientTransformation,
-    d_optimizer: optax.GradientTransformation,
+    g_optimizer: optax.GradientTransformation | None = None,
+    d_optimizer: optax.GradientTransformation | None = None,
     n_d: int = 1,
     n_g: int = 1,
     reg_weight: float = 0.0,
     r1_weight: float | None = None,
     ema_decay: float = 0.999,
     pack_size: int = 1,
+    game_scheme: dynopt.GameScheme | None = None,
+    step_size: float | None = None,
+    rms_decay: float | None = None,
 ) -> Adversarial:
     r"""A GAN trainer with Su's regulariser, R1, EMA and PacGAN packing.
 
@@ -82,6 +87,16 @@ def gan_trainer(
         the second-order term out of the compiled step.
       ema_decay: decay of the generator's weight EMA, in [0, 1).
       pack_size: PacGAN degree ``m`` (1 = no packing).
+      game_scheme: None (default): the phases above with the two optimisers.
+        A dynopt game scheme (e.g. ``dynopt.ExtraGradient()``,
+        ``dynopt.OptimisticGradient()``, ``dynopt.ConsensusOptimization(0.1)``,
+        ``dynopt.AlternatingMomentum(-0.3)``): each cycle is one step of it on
+        the game (generator, discriminator) with this cycle's minibatch; then
+        ``g_optimizer`` and ``d_optimizer`` must be None and ``n_d = n_g = 1``
+        (the scheme holds its own phases). See :mod:`genvi._src.game_training`.
+      step_size: the scheme's step :math:`h` (``state.hyper["step_size"]``).
+      rms_decay: None: plain gradient field; a decay in [0, 1): the field is
+        scaled by an RMS metric (one per array) held fixed within each cycle.
 
     Returns:
       An :class:`Adversarial` (``init``, ``step``, ``sample``). Metrics:
@@ -95,6 +110,12 @@ def gan_trainer(
       arXiv:1801.04406; Z. Lin et al., *PacGAN*, NeurIPS 2018, arXiv:1712.04086.
     """
     fn = "gan_trainer"
+    uses_game = check_game_options(
+        fn, game_scheme, step_size, rms_decay, g_optimizer, d_optimizer
+    )
+    g_optimizer, d_optimizer = placeholder_optimizers(
+        uses_game, g_optimizer, d_optimizer
+    )
     schedule = _check_common(
         fn, latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay
     )
@@ -151,7 +172,13 @@ def gan_trainer(
         )
         return _with_loss(out)
 
-    return _engine(
+    def distance(gen, gen_old, key):
+        z = noise(key, n)
+        diff = generator(gen["generator"], z) - generator(gen_old["generator"], z)
+        return jnp.mean(jnp.sum(jnp.reshape(jnp.square(diff), (n, -1)), axis=1))
+
+    return build_engine(
+        fn,
         {"generator": generator},
         discriminator,
         d_loss=d_loss,
@@ -162,7 +189,11 @@ def gan_trainer(
             "r1_weight": 0.0 if r1_weight is None else r1_weight,
             "ema_decay": ema_decay,
         },
-        **schedule,
+        distance=distance,
+        game_scheme=game_scheme,
+        step_size=step_size,
+        rms_decay=rms_decay,
+        schedule=schedule,
     )
 
 
@@ -174,13 +205,16 @@ def aae_trainer(
     *,
     latent_dim: int,
     batch_size: int,
-    g_optimizer: optax.GradientTransformation,
-    d_optimizer: optax.GradientTransformation,
+    g_optimizer: optax.GradientTransformation | None = None,
+    d_optimizer: optax.GradientTransformation | None = None,
     n_d: int = 1,
     n_g: int = 1,
     reconstruction_weight: float = 1.0,
     reg_weight: float = 0.0,
     ema_decay: float = 0.999,
+    game_scheme: dynopt.GameScheme | None = None,
+    step_size: float | None = None,
+    rms_decay: float | None = None,
 ) -> Adversarial:
     r"""An adversarial autoencoder trainer (discriminator on latent codes).
 
@@ -200,6 +234,7 @@ def aae_trainer(
         as in :func:`gan_trainer` (``g_optimizer`` trains encoder + decoder).
       reconstruction_weight: :math:`w = 1/(2\sigma^2)` of the reconstruction.
       reg_weight: :math:`\lambda` of the proximal term (``state.hyper``).
+      game_scheme, step_size, rms_decay: as in :func:`gan_trainer`.
 
     Returns:
       An :class:`Adversarial`; metrics ``d_loss, d_prior, d_code, g_loss,
@@ -213,6 +248,12 @@ def aae_trainer(
       J. Su, 2018, arXiv:1807.05936.
     """
     fn = "aae_trainer"
+    uses_game = check_game_options(
+        fn, game_scheme, step_size, rms_decay, g_optimizer, d_optimizer
+    )
+    g_optimizer, d_optimizer = placeholder_optimizers(
+        uses_game, g_optimizer, d_optimizer
+    )
     schedule = _check_common(
         fn, latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay
     )
@@ -245,7 +286,8 @@ def aae_trainer(
         )
         return _with_loss(out)
 
-    return _engine(
+    return build_engine(
+        fn,
         {"encoder": encoder, "decoder": decoder},
         discriminator,
         d_loss=d_loss,
@@ -256,7 +298,10 @@ def aae_trainer(
             "reconstruction_weight": reconstruction_weight,
             "ema_decay": ema_decay,
         },
-        **schedule,
+        game_scheme=game_scheme,
+        step_size=step_size,
+        rms_decay=rms_decay,
+        schedule=schedule,
     )
 
 
@@ -268,12 +313,15 @@ def ali_trainer(
     *,
     latent_dim: int,
     batch_size: int,
-    g_optimizer: optax.GradientTransformation,
-    d_optimizer: optax.GradientTransformation,
+    g_optimizer: optax.GradientTransformation | None = None,
+    d_optimizer: optax.GradientTransformation | None = None,
     variant: str = "derived",
     n_d: int = 1,
     n_g: int = 1,
     ema_decay: float = 0.999,
+    game_scheme: dynopt.GameScheme | None = None,
+    step_size: float | None = None,
+    rms_decay: float | None = None,
 ) -> Adversarial:
     r"""An ALI / BiGAN trainer: a discriminator on (x, z) pairs.
 
@@ -292,6 +340,7 @@ def ali_trainer(
         ``"swapped"`` (labels swapped); see :func:`genvi.ali_generator_loss`.
       latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay:
         as in :func:`gan_trainer` (``g_optimizer`` trains generator + encoder).
+      game_scheme, step_size, rms_decay: as in :func:`gan_trainer`.
 
     Returns:
       An :class:`Adversarial`; metrics ``d_loss, d_encoder, d_generator,
@@ -306,6 +355,12 @@ def ali_trainer(
       2017, arXiv:1605.09782; J. Su, 2018, arXiv:1807.05936.
     """
     fn = "ali_trainer"
+    uses_game = check_game_options(
+        fn, game_scheme, step_size, rms_decay, g_optimizer, d_optimizer
+    )
+    g_optimizer, d_optimizer = placeholder_optimizers(
+        uses_game, g_optimizer, d_optimizer
+    )
     schedule = _check_common(
         fn, latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay
     )
@@ -336,12 +391,16 @@ def ali_trainer(
         out = ali_generator_loss(*logits(disc, gen, key, data), variant=variant)
         return _with_loss(out)
 
-    return _engine(
+    return build_engine(
+        fn,
         {"generator": generator, "encoder": encoder},
         discriminator,
         d_loss=d_loss,
         g_loss=g_loss,
         sampler=_prior_sampler(generator, "generator", latent_dim),
         hyper={"ema_decay": ema_decay},
-        **schedule,
+        game_scheme=game_scheme,
+        step_size=step_size,
+        rms_decay=rms_decay,
+        schedule=schedule,
     )
