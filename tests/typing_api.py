@@ -6,6 +6,7 @@ these calls agree with the public signatures; nothing here runs in pytest.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import dynopt
@@ -45,6 +46,8 @@ def genvi_usage(key: jax.Array, x: jax.Array) -> None:
         key, x, encoder, decoder, likelihood="bernoulli"
     )
     kl = genvi.gaussian_kl(x, jnp.zeros_like(x))
+    # chex.Array / chex.Numeric inputs: numpy arrays and Python numbers too.
+    logp = genvi.gaussian_log_prob(np.zeros(3), 0.0, 0.0, event_ndims=1)
     mix: genvi.Mixture = genvi.mixture("ring")
     samples = genvi.sample_mixture(key, mix, 10)
-    del out, kl, samples
+    del out, kl, logp, samples
