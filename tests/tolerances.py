@@ -4,7 +4,7 @@
 F64_ITERATES = dict(rtol=1e-12, atol=1e-12)
 # Same float32 arithmetic in a different association order (one rounding per op).
 F32_ITERATES = dict(rtol=1e-5, atol=1e-6)
-# Reference numbers printed with 3-4 significant digits in REFERENCE.md.
+# Reference numbers printed with 3-4 significant digits in docs/reference.md.
 REFERENCE_3SIG = dict(rtol=5e-3, atol=0.0)
 REFERENCE_4DEC = dict(rtol=0.0, atol=5e-5)
 # Log-log slopes of an order-of-accuracy test (diffrax's test_ode_order uses 0.2).

@@ -1,4 +1,4 @@
-"""Metrics: Frechet distance closed forms, k-NN precision/recall, G4 calibration."""
+"""Metrics: Frechet closed forms, k-NN precision/recall, docs/reference.md G4."""
 
 import numpy as np
 import pytest
