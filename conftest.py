@@ -20,6 +20,10 @@ from _pytest.doctest import (
     get_optionflags,
 )
 
+# The test run's XLA flags (tests/conftest.py) are set before jax starts, so an
+# example prints the same numbers when its page runs alone as in the whole suite.
+import tests.conftest  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent
 _FENCE = re.compile(r"^\s*(```|~~~|:::)")
 
