@@ -71,7 +71,7 @@ def write_outputs(out: str | Path, args: argparse.Namespace, metrics: dict) -> P
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence], title: str = ""):
-    """Prints a Markdown table (so it can be pasted into the README as is)."""
+    """Prints a Markdown table (so it can be pasted into a docs page as is)."""
 
     def fmt(v):
         if isinstance(v, float):

@@ -7,8 +7,8 @@ run's samples with :func:`genvi.digits_metrics` against the test split (k-NN
 precision / recall / coverage on the digits classifier's features, class-histogram
 KL of its predictions). A run collapses when its recall falls below a threshold at
 some evaluation in the second half of training: 0.5 by default, the recall of real
-digits from only five of the ten classes (REFERENCE G4: about 0.47), the analogue
-of the grid's "fewer than half of the 25 modes". Recall also falls when samples
+digits from only five of the ten classes (about 0.47, docs/reference.md G4), the
+analogue of the grid's "fewer than half of the 25 modes". Recall also falls when samples
 are poor rather than few, so the table adds a mode-dropping count on its own: the
 class-histogram KL above ln 2 (the KL of five balanced classes out of ten) at some
 evaluation in the second half.
@@ -25,7 +25,7 @@ import genvi
 from benchmarks import _common
 
 METRICS = ("recall", "precision", "coverage", "class_kl")
-# KL(classes || uniform) of samples from 5 of the 10 classes, balanced (REFERENCE G4).
+# KL(classes || uniform) of samples from 5 of 10 classes (docs/reference.md G4).
 DROPPED_KL = math.log(2)
 
 

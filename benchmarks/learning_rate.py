@@ -1,7 +1,7 @@
 """How to set the learning rate: where do GD, heavy ball and Nesterov become unstable,
 and does training push the sharpness to the edge of stability 2/lr?
 
-Part 1 (REFERENCE R4): on f = x^2/2 each method runs at 0.99x and 1.01x its
+Part 1 (docs/reference.md R4): on f = x^2/2 each method runs at 0.99x and 1.01x its
 largest stable lr * curvature (closed form, checked against the spectral radius
 of the one-step Jacobian). Part 2: GD on a small tanh MLP (MSE regression) with
 the sharpness (top Hessian eigenvalue, power iteration) recorded along the run.

@@ -20,7 +20,7 @@ from benchmarks import _common
 
 DATASETS = ("ring", "grid")
 NUM_EVAL_SAMPLES = 2500  # the protocol's sample count
-# Published numbers (REFERENCE G3): (modes, % high quality, reverse KL or None).
+# Published numbers (docs/reference.md G3): (modes, % high quality, reverse KL or None).
 PUBLISHED = {
     "ring": {
         "GAN (VEEGAN paper, 5 runs)": (1.0, 99.3, None),

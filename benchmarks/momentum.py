@@ -1,7 +1,7 @@
 """How does momentum accelerate: heavy ball vs GD at condition number 100, its ODE,
 and momentum as a rescaled learning rate.
 
-Part 1 (REFERENCE R3): spectral radii of one step (from the Jacobian of the
+Part 1 (docs/reference.md R3): spectral radii of one step (from the Jacobian of the
 actual optimiser step) and measured rates on a diagonal quadratic with
 eigenvalues in [1, 100]. Part 2 (R6): momentum against its heavy-ball ODE
 (friction 1) with the zero and half-step starts: errors and orders. Part 3 (R8,

@@ -1,7 +1,7 @@
 """Why does Nesterov beat momentum: heavy ball can cycle where Nesterov converges,
 NAG-C follows the Su-Boyd-Candes ODE, and the look-ahead damps stiff directions.
 
-Part 1 (REFERENCE R5): the Lessard-Recht-Packard function (L = 25, mu = 1).
+Part 1 (docs/reference.md R5): the Lessard-Recht-Packard function (L = 25, mu = 1).
 Part 2 (R2): NAG-C against the Bessel closed form of x'' + (3/t) x' + grad f = 0.
 Part 3: heavy ball and Nesterov with the same (lr, beta) on f = (x1^2 + L x2^2)/2;
 the Hessian-damping term of Nesterov's high-resolution ODE shrinks the stiff
@@ -23,7 +23,7 @@ R5_CYCLE = (0.6465, -1.8024, 2.1159)
 
 
 def lessard(x):
-    """REFERENCE R5: piecewise quadratic, L = 25, mu = 1, minimum at 0."""
+    """docs/reference.md R5: piecewise quadratic, L = 25, mu = 1, minimum at 0."""
     x = x[0]
     return jnp.where(
         x < 1,

@@ -1,13 +1,13 @@
 """Why does SGD work? SGD is a noisy gradient flow: how close is it to its SDE?
 
-Three measurements on problems with exact answers:
+Three measurements on problems with exact answers (R7, R8: docs/reference.md):
 
-1. REFERENCE R7: the weak error of E[x^2] at T = 1 between SGD and its first- and
+1. R7: the weak error of E[x^2] at T = 1 between SGD and its first- and
    second-order stochastic modified equations (Li, Tai, E 2017), exact (closed
    forms) and by Monte Carlo (diffrax ShARK on the SME, SGD driven by the same
    Brownian increments), with the log-log slopes (1 and 2).
 2. Stationary variance on f = x^2/2: exact SGD ``lr s2 / (2 - lr)``, the SME's
-   ``lr s2 / 2`` and SGD measured with dynopt.sgd; heavy ball (REFERENCE R8).
+   ``lr s2 / 2`` and SGD measured with dynopt.sgd; heavy ball (docs/reference.md R8).
 3. Temperature lr/B: SGD started in a sharp minimum of a two-well loss escapes to
    the wide one at a rate set by lr/B alone (runs with equal lr/B overlap); GD
    stays.

@@ -4,14 +4,14 @@
 F64_ITERATES = dict(rtol=1e-12, atol=1e-12)
 # Same float32 arithmetic in a different association order (one rounding per op).
 F32_ITERATES = dict(rtol=1e-5, atol=1e-6)
-# Reference numbers printed with 3-4 significant digits in REFERENCE.md.
+# Reference numbers printed with 3-4 significant digits in docs/reference.md.
 REFERENCE_3SIG = dict(rtol=5e-3, atol=0.0)
 REFERENCE_4DEC = dict(rtol=0.0, atol=5e-5)
 # Log-log slopes of an order-of-accuracy test (diffrax's test_ode_order uses 0.2).
 ORDER_SLOPE = 0.2
 
 # genvi
-# Reference numbers printed with 6 decimals in REFERENCE.md (half a unit in the last).
+# Reference numbers with 6 decimals in docs/reference.md (half a unit in the last).
 REFERENCE_6DEC = dict(rtol=0.0, atol=5e-7)
 # Two float64 evaluations of the same closed form, in different orders of operations.
 F64_CLOSED_FORM = dict(rtol=1e-10, atol=1e-10)
@@ -48,5 +48,5 @@ CLOSED_FORM = dict(rtol=1e-9, atol=1e-12)
 # (xatol 1e-12, xtol 1e-10) inside another root find.
 SCIPY_OPTIMIZE = dict(rtol=1e-6, atol=0.0)
 
-# A learned discriminator against the closed-form optimum: REFERENCE G2 asks for 1e-2.
+# A learned discriminator against the closed-form optimum (docs/reference.md G2): 1e-2.
 OPTIMAL_DISCRIMINATOR_ATOL = 1e-2

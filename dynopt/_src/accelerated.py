@@ -123,7 +123,7 @@ def nag_c(learning_rate: optax.ScalarOrSchedule) -> Optimizer:
     :math:`s` with clock :math:`t_k = k\sqrt s` is the ODE
     :math:`x'' + \frac{3}{t}x' + \nabla f = 0` (:class:`SuBoydCandesFlow`),
     which the :math:`x_k` sequence follows to first order in :math:`\sqrt s`
-    (REFERENCE R2). :func:`nag_c_position` recovers :math:`x_k` from
+    (docs/reference.md R2). :func:`nag_c_position` recovers :math:`x_k` from
     ``(params, state)``; :func:`dynopt.discrete_trajectory` records it.
 
     Args:
@@ -183,7 +183,7 @@ def nag_c_position(params, state):
     r"""The :math:`x_k` of NAG-C from its parameters :math:`y_k` and state.
 
     :math:`x_k = y_k - \frac{k-1}{k+2}\,(x_k - x_{k-1})`; this is the sequence
-    that follows the Su-Boyd-Candes ODE in REFERENCE R2.
+    that follows the Su-Boyd-Candes ODE in docs/reference.md R2.
 
     Raises:
       ValueError: if ``state`` holds no :class:`NagCState`.

@@ -272,7 +272,7 @@ class ModifiedGradientFlow(_FirstOrderFlow):
 
     GD with step :math:`\eta` is first order for the gradient flow but second
     order for this flow: the iterates stay :math:`O(\eta^2)` from it over a
-    fixed horizon (REFERENCE R1). The Hessian-gradient product is an exact
+    fixed horizon (docs/reference.md R1). The Hessian-gradient product is an exact
     Hessian-vector product.
 
     Attributes:

@@ -1,7 +1,7 @@
 r"""Mixed precision: low-precision parameters with a float32 master copy.
 
 Two levels, stated in bytes per parameter of one jitted, donated step
-(README, ``## Performance``):
+(docs/benchmarks/optimizer_speed.md, second table):
 
 * bf16 parameters and gradients, float32 optimiser state: pass
   ``accumulator_dtype=jnp.float32`` to :func:`dynopt.momentum`,

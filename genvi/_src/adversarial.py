@@ -101,7 +101,7 @@ class Adversarial(NamedTuple):
       step: ``state -> (state, metrics)``, one cycle of ``n_d`` discriminator
         and ``n_g`` generator-side updates; metrics are batch means.
       sample: ``(state, key, n, ema=False) -> samples`` of shape
-        (n, *event_shape), from the EMA weights when ``ema=True``.
+        ``(n, *event_shape)``, from the EMA weights when ``ema=True``.
     """
 
     init: Callable[[jax.Array], AdversarialState]
@@ -112,7 +112,7 @@ class Adversarial(NamedTuple):
 def pack(x: jax.Array, m: int) -> jax.Array:
     r"""PacGAN packing: ``m`` consecutive samples concatenated into one input.
 
-    Shape (m B, *event) becomes (B, m * prod(event)).
+    Shape ``(m B, *event)`` becomes (B, m * prod(event)).
 
     Args:
       x: a batch whose size is a multiple of ``m``.

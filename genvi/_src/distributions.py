@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -69,7 +70,7 @@ def _sum_event(fn: str, values: jax.Array, event_ndims: int) -> jax.Array:
 
 
 def gaussian_log_prob(
-    x: jax.Array, mean: jax.Array, logvar: jax.Array, *, event_ndims: int = 0
+    x: chex.Array, mean: chex.Numeric, logvar: chex.Numeric, *, event_ndims: int = 0
 ) -> jax.Array:
     r"""Log-density of a diagonal Gaussian with mean and log-variance.
 
@@ -103,7 +104,7 @@ def gaussian_log_prob(
 
 
 def bernoulli_log_prob(
-    x: jax.Array, logits: jax.Array, *, event_ndims: int = 0
+    x: chex.Array, logits: chex.Array, *, event_ndims: int = 0
 ) -> jax.Array:
     r"""Bernoulli log-likelihood from logits, stable for any logit.
 
@@ -137,9 +138,9 @@ def bernoulli_log_prob(
 
 
 def reparameterize(
-    key: jax.Array,
-    mean: jax.Array,
-    logvar: jax.Array,
+    key: chex.PRNGKey,
+    mean: chex.Array,
+    logvar: chex.Array,
     num_samples: int | None = None,
 ) -> jax.Array:
     r"""Samples of a diagonal Gaussian as a differentiable function of its parameters.

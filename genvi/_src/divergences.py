@@ -7,6 +7,7 @@ References:
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -14,10 +15,10 @@ from .distributions import _as_arrays, _sum_event
 
 
 def gaussian_kl(
-    mean_p: jax.Array,
-    logvar_p: jax.Array,
-    mean_q: jax.Array | float = 0.0,
-    logvar_q: jax.Array | float = 0.0,
+    mean_p: chex.Array,
+    logvar_p: chex.Array,
+    mean_q: chex.Numeric = 0.0,
+    logvar_q: chex.Numeric = 0.0,
     *,
     event_ndims: int = 0,
 ) -> jax.Array:

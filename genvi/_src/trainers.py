@@ -72,7 +72,7 @@ def gan_trainer(
 
     Args:
       make_generator: ``rngs -> module`` mapping (B, latent_dim) noise to
-        samples (B, *event_shape).
+        samples ``(B, *event_shape)``.
       make_discriminator: ``rngs -> module`` mapping packed inputs
         (B, pack_size * prod(event_shape)) to logits (B, 1) or (B,).
       data_sampler: ``(key, n) -> (n, *event_shape)`` real data (pure JAX), or
@@ -226,8 +226,8 @@ def aae_trainer(
     decoded prior samples.
 
     Args:
-      make_encoder: ``rngs -> module``, (B, *event_shape) -> (B, latent_dim).
-      make_decoder: ``rngs -> module``, (B, latent_dim) -> (B, *event_shape).
+      make_encoder: ``rngs -> module``, ``(B, *event_shape)`` -> (B, latent_dim).
+      make_decoder: ``rngs -> module``, (B, latent_dim) -> ``(B, *event_shape)``.
       make_discriminator: ``rngs -> module``, (B, latent_dim) -> logits.
       data_sampler: ``(key, n[, data]) -> (n, *event_shape)``.
       latent_dim, batch_size, g_optimizer, d_optimizer, n_d, n_g, ema_decay:
@@ -331,8 +331,8 @@ def ali_trainer(
     minimise :func:`genvi.ali_generator_loss` with the chosen ``variant``.
 
     Args:
-      make_generator: ``rngs -> module``, (B, latent_dim) -> (B, *event_shape).
-      make_encoder: ``rngs -> module``, (B, *event_shape) -> (B, latent_dim).
+      make_generator: ``rngs -> module``, (B, latent_dim) -> ``(B, *event_shape)``.
+      make_encoder: ``rngs -> module``, ``(B, *event_shape)`` -> (B, latent_dim).
       make_discriminator: ``rngs -> module``, (B, prod(event) + latent_dim) ->
         logits.
       data_sampler: ``(key, n[, data]) -> (n, *event_shape)``.

@@ -20,7 +20,7 @@ def test_sgd_sde_quick(tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert set(saved) == {"weak_errors", "slopes", "stationary", "escape"}
     (row,) = metrics["weak_errors"]
-    # closed forms of R7 at lr = 0.1
+    # closed forms of R7 (docs/reference.md) at lr = 0.1
     np.testing.assert_allclose(-row["sme1_exact"], 1.08e-2, **REFERENCE_3SIG)
     np.testing.assert_allclose(row["sme2_exact"], 3.57e-3, **REFERENCE_3SIG)
     np.testing.assert_allclose(

@@ -6,14 +6,14 @@ Sharing the function objects lets the tests reuse compiled solves (the caches of
 
 import jax.numpy as jnp
 
-# REFERENCE R6: f = x^T diag(1, 4) x / 2, x0 = (1, 1).
+# docs/reference.md R6: f = x^T diag(1, 4) x / 2, x0 = (1, 1).
 R6_CURVATURES = (1.0, 4.0)
-# REFERENCE R2: f = 0.02 x1^2 + 0.005 x2^2, x0 = (1, 1).
+# docs/reference.md R2: f = 0.02 x1^2 + 0.005 x2^2, x0 = (1, 1).
 R2_CURVATURES = (0.04, 0.01)
 
 
 def quadratic(x):
-    """f = |x|^2 / 2 (REFERENCE R1 with x0 = 1)."""
+    """f = |x|^2 / 2 (docs/reference.md R1 with x0 = 1)."""
     return 0.5 * jnp.sum(x**2)
 
 

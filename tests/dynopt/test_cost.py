@@ -3,7 +3,7 @@
 Bytes per parameter are the slope of ``bytes accessed`` between two sizes, so
 the few scalars of the state (count, time, hyperparameters) do not count. On
 XLA:CPU (no multi-output fusion) optax measures 12 / 24 / 28 / 40 for SGD /
-momentum / Nesterov / Adam (REFERENCE.md R9); no dynopt step may move more, on
+momentum / Nesterov / Adam (docs/reference.md R9); no dynopt step may move more, on
 the tree or on flat storage.
 """
 
@@ -15,7 +15,7 @@ import pytest
 import dynopt
 
 SIZES = (1 << 16, 1 << 17)
-# optax 0.2.8 on XLA:CPU, issue 6 / REFERENCE.md R9 (bytes per float32 parameter)
+# optax 0.2.8 on XLA:CPU, docs/reference.md R9 (bytes per float32 parameter)
 OPTAX_CPU = {"sgd": 12.0, "momentum": 24.0, "nesterov": 28.0, "adam": 40.0}
 # the slope of two exact byte counts is exact up to float rounding of the counts
 SLOPE_SLACK = 1e-6

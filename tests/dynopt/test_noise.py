@@ -1,4 +1,4 @@
-"""Gradient noise statistics, scaling rules and exact moments (REFERENCE R7, R8).
+"""Gradient noise statistics, scaling rules, exact moments (docs/reference.md R7, R8).
 
 Every closed form is checked against an independent computation: numpy for the
 covariance, the SGD / heavy-ball recursions and scipy's Lyapunov and ODE solvers
@@ -166,7 +166,7 @@ def test_noise_scale_and_scaling_rules(x64):
 
 
 # ----------------------------------------------------------------------------
-# REFERENCE R7: the closed forms of the weak errors, against the recursion of
+# docs/reference.md R7: the closed forms of the weak errors, against the recursion of
 # E[x_k^2] and a scipy integration of the moment ODE, then against the table.
 
 R7_LRS = [0.1, 0.05, 0.025]

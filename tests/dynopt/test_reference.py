@@ -1,4 +1,4 @@
-"""REFERENCE R3-R6 on the optimisers themselves (x64).
+"""docs/reference.md R3-R6 on the optimisers themselves (x64).
 
 R3: spectral radius of the jacobian of one optimiser step on quadratics.
 R4: stability limits of lr * curvature.

@@ -31,7 +31,7 @@ def _half_square(x):
 
 
 # ----------------------------------------------------------------------------
-# REFERENCE R7 by simulation: f_i = (x - xi_i)^2 / 2, Var(xi)/B = 1, x0 = 1,
+# docs/reference.md R7 by simulation: f_i = (x - xi_i)^2 / 2, Var(xi)/B = 1, x0 = 1,
 # T = 1, lr = 0.1. ShARK has weak order 2 for additive noise; with two substeps
 # per SGD step its bias on E[X_T^2] (about 1e-5, from a 20,000-path run) is far
 # below the standard errors here (about 2e-3 for the marginals).

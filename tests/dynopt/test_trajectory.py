@@ -1,4 +1,7 @@
-"""discrete_trajectory / continuous_trajectory: behaviour, errors, REFERENCE R1."""
+"""discrete_trajectory / continuous_trajectory: behaviour, errors, R1.
+
+R1 is the reference result of docs/reference.md.
+"""
 
 import warnings
 

@@ -1,4 +1,4 @@
-"""GAN losses against REFERENCE G2 (closed forms, scipy quadrature) and torch."""
+"""GAN losses against docs/reference.md G2 (closed forms, quadrature) and torch."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""Metrics: Frechet distance closed forms, k-NN precision/recall, G4 calibration."""
+"""Metrics: Frechet closed forms, k-NN precision/recall, docs/reference.md G4."""
 
 import numpy as np
 import pytest
@@ -98,7 +98,7 @@ def classifier(tmp_path_factory):
 
 
 def test_classifier_accuracy_and_cache(classifier, tmp_path, monkeypatch):
-    # REFERENCE G4: a small MLP reaches about 97.5% on the held-out half.
+    # docs/reference.md G4: a small MLP reaches about 97.5% on the held-out half.
     assert classifier.test_accuracy >= 0.96
     a, b = genvi.digits_halves()
     assert np.mean(classifier.predict(b.x) == b.y) == classifier.test_accuracy
@@ -134,7 +134,7 @@ def _no_training(*args, **kwargs):
 
 
 def test_g4_calibration(classifier):
-    """REFERENCE G4 on the two stratified halves of the digits.
+    """docs/reference.md G4 on the two stratified halves of the digits.
 
     Published: real vs real FID about 0.24, precision/recall about 0.97; five
     classes only: recall about 0.47, class-histogram KL ln 2.

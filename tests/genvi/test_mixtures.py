@@ -1,4 +1,4 @@
-"""2-D mixtures and their mode metrics against REFERENCE G3 and closed forms."""
+"""2-D mixtures and their mode metrics against docs/reference.md G3 and closed forms."""
 
 import math
 

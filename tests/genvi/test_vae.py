@@ -1,4 +1,4 @@
-"""VAE and IWAE losses against the exact linear-Gaussian model of REFERENCE G1."""
+"""VAE and IWAE losses against the exact linear-Gaussian VAE, docs/reference.md G1."""
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +10,7 @@ import scipy.stats
 import genvi
 from tests.tolerances import F64_CLOSED_FORM, MC_SIGMAS, REFERENCE_6DEC
 
-# REFERENCE G1: data N(0, S^2), encoder N(A x + B, SE^2), prior N(0, 1),
+# docs/reference.md G1: data N(0, S^2), encoder N(A x + B, SE^2), prior N(0, 1),
 # decoder N(C z + D, SD^2).
 S = 2.0
 G1 = dict(a=0.3, b=0.1, se=0.5, c=1.5, d=0.2, sd=0.8)

@@ -115,7 +115,7 @@ def aae_autoencoder_loss(
     held fixed.
 
     Args:
-      x: data, shape (batch, *event_shape).
+      x: data, shape ``(batch, *event_shape)``.
       reconstruction: ``dec(E(x))``, the same shape.
       code_logits: latent discriminator logits on ``E(x)``, shape (batch,) or
         (batch, 1).

@@ -185,7 +185,7 @@ def gan_generator_loss(
     Args:
       fake_logits: discriminator logits on ``fake``, shape (batch,) or
         (batch, 1) (with PacGAN packing, one logit per pack).
-      fake: generator output ``G(z)``, shape (n, *event_shape).
+      fake: generator output ``G(z)``, shape ``(n, *event_shape)``.
       fake_old: the previous generator's output on the same ``z``, same shape.
       reg_weight: :math:`\lambda \ge 0` (a number or a scalar array).
 
@@ -246,7 +246,7 @@ def r1_penalty(discriminator: Callable[[jax.Array], jax.Array], real: jax.Array)
     descent around the equilibrium (Mescheder et al. 2018, eq. 9).
 
     Args:
-      discriminator: maps a batch (batch, *event_shape) to logits (batch,) or
+      discriminator: maps a batch ``(batch, *event_shape)`` to logits (batch,) or
         (batch, 1); each logit must depend only on its own example.
       real: a batch of data.
 
