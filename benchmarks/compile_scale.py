@@ -168,7 +168,8 @@ def measure(name: str, leaves: int, size: int, opt: str, chunk: int, repeats: in
         step = state_step(tx)
         state = (tree, tx.init(tree), jnp.asarray(0, jnp.int32))
         if name == "genvi_train":
-            fn = _compiled_chunk.__wrapped__(step, "stop", False, chunk).loop
+            built = _compiled_chunk.__wrapped__(step, "stop", False, chunk)
+            fn = getattr(built, "loop", built)  # older versions: a jitted chunk
         else:
             fn = plain_scan(step, chunk)
         n = jnp.asarray(chunk, jnp.int32)

@@ -419,10 +419,11 @@ def train(
 ):
     """Runs ``step_fn`` for ``num_steps`` steps, ``steps_per_call`` per jitted call.
 
-    Each call runs a ``jax.lax.scan`` over ``steps_per_call`` steps; a call that
+    Each call runs up to ``steps_per_call`` steps in one compiled loop that
+    updates the state in place, as a plain ``jax.lax.scan`` would; a call that
     needs fewer (the last one, or one ending at a checkpoint) runs the same
-    compiled scan with the extra steps masked out, so the whole run compiles
-    once and every step executes the same program (which makes resumed runs
+    program with a smaller step count, so the whole run compiles once and
+    every step executes the same program (which makes resumed runs
     bit-exact). A tqdm bar advances once per call, silent when stderr is not a
     terminal.
 
