@@ -7,9 +7,10 @@ transform on :class:`dynopt.FlatParams`). Every step is jitted with donated
 parameters and state. Cases: one leaf of 2^24 parameters, a ~4M-parameter tree
 of 100 leaves and a 2,000-leaf tree of 1.02M parameters; plus the full train
 step (gradient + update) on the 2,000-leaf tree (``--train-leaves`` picks
-another leaf count; ``benchmarks.compile_scale`` measures compile times). A triad ``a = b + s c`` over
-the same number of float32 elements, timed in the same rounds, is the
-bandwidth reference. Bytes per parameter come from XLA's cost analysis.
+another leaf count; ``benchmarks.compile_scale`` measures compile times). A
+triad ``a = b + s c`` over the same number of float32 elements, timed in the
+same rounds, is the bandwidth reference. Bytes per parameter come from XLA's
+cost analysis.
 
 On a GPU (when one is present) it also times the flat steps at 2^28 parameters
 against a device copy of the same size.
