@@ -6,11 +6,11 @@ Contenders, timed interleaved in one run with the order rotated every round:
 transform on :class:`dynopt.FlatParams`). Every step is jitted with donated
 parameters and state. Cases: one leaf of 2^24 parameters, a ~4M-parameter tree
 of 100 leaves and a 2,000-leaf tree of 1.02M parameters; plus the full train
-step (gradient + update) on the 2,000-leaf tree (compiling the flat train step
-there takes about a minute on 2 CPU cores: XLA:CPU compiles one kernel per
-leaf offset; ``--train-leaves`` picks another leaf count). A triad ``a = b + s c`` over
-the same number of float32 elements, timed in the same rounds, is the
-bandwidth reference. Bytes per parameter come from XLA's cost analysis.
+step (gradient + update) on the 2,000-leaf tree (``--train-leaves`` picks
+another leaf count; ``benchmarks.compile_scale`` measures compile times). A
+triad ``a = b + s c`` over the same number of float32 elements, timed in the
+same rounds, is the bandwidth reference. Bytes per parameter come from XLA's
+cost analysis.
 
 On a GPU (when one is present) it also times the flat steps at 2^28 parameters
 against a device copy of the same size.
@@ -339,8 +339,7 @@ def main(argv=None) -> dict:
         "--train-leaves",
         type=int,
         default=None,
-        help="leaves of the 1.02M-parameter tree of the train-step comparison; "
-        "compiling the flat train step takes about 40 ms per leaf on XLA:CPU "
+        help="leaves of the 1.02M-parameter tree of the train-step comparison "
         "(default: 2000; quick 20)",
     )
     p.add_argument(

@@ -9,14 +9,13 @@ transform runs on it unchanged, one kernel per buffer. The model sees the usual
 pytree through :meth:`FlatParams.tree`, whose slices are views inside ``jit``
 and whose gradient is a single concatenation back into the buffer.
 
-Cost: on XLA:CPU every leaf read through the view is a slice at its own
-offset, and each such fused kernel is compiled separately (the leaves of a
-pytree share one kernel per shape), so compiling a train step that reads ``L``
-leaves through :meth:`FlatParams.tree` takes extra time growing with ``L``
-(on 2 CPU cores, 2,000 leaves of 512 parameters: 78 s against 21 s for the
-same step on the pytree, measured by ``python -m benchmarks.optimizer_speed``;
-the compiled flat step then ran 8.5x faster). The optimiser step itself, which
-only touches the buffers, compiles as fast as for one array.
+Compile cost: a slice at a constant offset becomes part of every kernel that
+reads it, so reading ``L`` leaves at ``L`` offsets used to compile ``L``
+distinct kernels on XLA:CPU (about 40 ms each). Inside ``jit`` the views are
+dynamic slices at offsets XLA sees as runtime values, so leaves of one shape
+share their kernels as on the pytree, and the gradient through the view is
+still one concatenation per buffer. ``python -m benchmarks.compile_scale``
+measures the compile time against the number of leaves.
 
 On a device mesh, use the pytree itself: the optimiser step on sharded
 buffers needs no communication, but the model's reads through
@@ -41,6 +40,7 @@ Typical step::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -123,6 +123,76 @@ def _pack(layout: FlatLayout, leaves) -> tuple:
     return tuple(buffers)
 
 
+def _split(layout: FlatLayout, b: int, buf) -> list:
+    """The leaves of buffer ``b`` as slices at static offsets (``lax.split``,
+    whose transpose is one concatenation)."""
+    idx = layout.leaves_in(b)
+    sizes = [math.prod(layout.shapes[i]) for i in idx]
+    parts = [buf] if len(idx) == 1 else lax.split(buf, sizes)
+    return [part.reshape(layout.shapes[i]) for i, part in zip(idx, parts)]
+
+
+def _static_views(layout: FlatLayout, buffers) -> tuple:
+    """The leaves as slices of the buffers at static offsets."""
+    leaves: list[Any] = [None] * len(layout.shapes)
+    for b, buf in enumerate(buffers):
+        for i, leaf in zip(layout.leaves_in(b), _split(layout, b, buf)):
+            leaves[i] = leaf
+    return tuple(leaves)
+
+
+def _runtime_offsets(buf, offsets: list[int]) -> tuple:
+    """``offsets`` as int32 scalars that XLA cannot fold into constants.
+
+    A slice at a constant offset becomes part of each kernel that reads it, so
+    a step reading ``L`` leaves compiles ``L`` distinct kernels (about 40 ms
+    each on XLA:CPU). With the offset a runtime value, the kernels of leaves of
+    one shape are the same code and compile once. The offsets come out of a
+    loop whose bound depends on the data and which runs zero times; XLA
+    cannot prove that, so it keeps them as values (``test_compile_scale_guard``
+    checks that the kernels stay shared).
+    """
+    n = jnp.real(buf[0]).astype(jnp.int32)
+    init = (n, tuple(jnp.asarray(o, jnp.int32) for o in offsets))
+    # The body rotates the offsets, so that no offset is a function of the trip
+    # count alone (XLA rewrites such induction variables as constants + one).
+    return lax.while_loop(
+        lambda c: c[0] < n, lambda c: (c[0] + 1, c[1][1:] + c[1][:1]), init
+    )[1]
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _views(layout: FlatLayout, buffers) -> tuple:
+    """The leaves of ``buffers``: dynamic slices at runtime offsets.
+
+    Differentiation goes through :func:`_static_views` (below), so reverse mode
+    assembles a buffer's gradient in one concatenation, with no slice or
+    update per leaf, and forward mode works as well.
+    """
+    leaves: list[Any] = [None] * len(layout.shapes)
+    for b, buf in enumerate(buffers):
+        idx = layout.leaves_in(b)
+        traced = isinstance(buf, jax.core.Tracer)
+        if len(idx) == 1 or not traced or not 0 < buf.size < 2**31:
+            # one leaf, eager code (no kernels to share), or offsets past int32
+            for i, leaf in zip(idx, _split(layout, b, buf)):
+                leaves[i] = leaf
+            continue
+        offsets = _runtime_offsets(buf, [layout.offsets[i] for i in idx])
+        for i, start in zip(idx, offsets):
+            size = math.prod(layout.shapes[i])
+            leaves[i] = lax.dynamic_slice(buf, (start,), (size,)).reshape(
+                layout.shapes[i]
+            )
+    return tuple(leaves)
+
+
+@_views.defjvp
+def _views_jvp(layout, primals, tangents):
+    (buffers,), (dbuffers,) = primals, tangents
+    return _views(layout, buffers), _static_views(layout, dbuffers)
+
+
 @jax.tree_util.register_pytree_node_class
 class FlatParams:
     """Parameters (or gradients, updates, optimiser buffers) in flat buffers.
@@ -152,15 +222,8 @@ class FlatParams:
 
     def tree(self):
         """The original pytree; inside ``jit`` its leaves are slices of the buffers."""
-        lay = self.layout
-        leaves: list[Any] = [None] * len(lay.shapes)
-        for b, buf in enumerate(self.buffers):
-            idx = lay.leaves_in(b)
-            sizes = [math.prod(lay.shapes[i]) for i in idx]
-            parts = [buf] if len(idx) == 1 else lax.split(buf, sizes)
-            for i, part in zip(idx, parts):
-                leaves[i] = part.reshape(lay.shapes[i])
-        return jax.tree_util.tree_unflatten(lay.treedef, leaves)
+        leaves = _views(self.layout, self.buffers)
+        return jax.tree_util.tree_unflatten(self.layout.treedef, list(leaves))
 
     def replace(self, tree) -> FlatParams:
         """A :class:`FlatParams` with this layout holding the leaves of ``tree``.

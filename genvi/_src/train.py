@@ -256,19 +256,29 @@ def _sums_finite(tree) -> jax.Array:
     """Whether the sum of every floating leaf of ``tree`` is finite.
 
     A NaN or inf element makes its leaf's sum non-finite, so ``True`` proves
-    every element finite at the cost of one sum per leaf (a fast reduction);
-    ``False`` can also mean a sum that overflowed, which :func:`_all_finite`
-    settles. The per-leaf flags are stacked and reduced once, so the program
-    grows linearly with the number of leaves.
+    every element finite at the cost of one read of each leaf; ``False`` can
+    also mean a sum that overflowed, which :func:`_all_finite` settles. Leaves
+    of one shape are summed by one variadic reduction (one kernel, not one per
+    leaf), and the flags are reduced once, so the program grows linearly with
+    the number of leaves and compiles fast.
     """
-    sums = [
-        jnp.sum(x, dtype=jnp.promote_types(jnp.result_type(x), jnp.float32))
-        for x in jax.tree_util.tree_leaves(tree)
-        if _inexact(x)
-    ]
-    if not sums:
-        return jnp.asarray(True)
-    return jnp.all(jnp.stack([jnp.isfinite(s) for s in sums]))
+    groups: dict = {}
+    for x in jax.tree_util.tree_leaves(tree):
+        if _inexact(x):
+            dtype = jnp.promote_types(jnp.result_type(x), jnp.float32)
+            groups.setdefault((jnp.shape(x), dtype), []).append(
+                jnp.asarray(x).astype(dtype)
+            )
+    flags = []
+    for (shape, dtype), xs in groups.items():
+        sums = jax.lax.reduce(
+            tuple(xs),
+            tuple(jnp.zeros((), dtype) for _ in xs),
+            lambda a, b: tuple(u + v for u, v in zip(a, b)),
+            tuple(range(len(shape))),
+        )
+        flags.append(jnp.all(jnp.isfinite(jnp.stack(sums))))
+    return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
 
 
 @jax.jit
@@ -475,10 +485,11 @@ def train(
 ):
     """Runs ``step_fn`` for ``num_steps`` steps, ``steps_per_call`` per jitted call.
 
-    Each call runs a ``jax.lax.scan`` over ``steps_per_call`` steps; a call that
+    Each call runs up to ``steps_per_call`` steps in one compiled loop that
+    updates the state in place, as a plain ``jax.lax.scan`` would; a call that
     needs fewer (the last one, or one ending at a checkpoint) runs the same
-    compiled scan with the extra steps masked out, so the whole run compiles
-    once and every step executes the same program (which makes resumed runs
+    program with a smaller step count, so the whole run compiles once and
+    every step executes the same program (which makes resumed runs
     bit-exact). Progress is a tqdm bar on a terminal and a line about every
     ten seconds when stderr is a file or a pipe; ``progress=False`` silences
     both.

@@ -1,0 +1,30 @@
+"""Smoke test of benchmarks/compile_scale.py."""
+
+import numpy as np
+
+from benchmarks import compile_scale
+from tests.benchmarks._smoke import run_quick
+
+
+def test_quick_run_writes_its_files(tmp_path):
+    metrics = run_quick(compile_scale, tmp_path, "compile_scale.png")
+    contenders = set(compile_scale.CONTENDERS)
+    for sweep in ("leaf_sweep", "param_sweep"):
+        rows = metrics[sweep]
+        assert {r["contender"] for r in rows} == contenders
+        for r in rows:
+            assert r["compile_s"] > 0 and r["step_s"] > 0
+            assert r["hlo_instructions"] > 0 and r["peak_bytes"] >= r["temp_bytes"]
+    for table in ("exponents_vs_leaves", "exponents_vs_params"):
+        assert set(metrics[table]) == contenders
+        assert all(
+            np.isfinite(v) for row in metrics[table].values() for v in row.values()
+        )
+    assert len(metrics["loop_vs_scan"]) == 4  # two sizes in each sweep
+    assert set(metrics["update_instructions_per_leaf"]) == {"adam"}
+
+
+def test_slope_is_the_growth_exponent():
+    x = np.array([10.0, 100.0, 1000.0])
+    assert np.isclose(compile_scale.slope(x, 3 * x**2), 2.0)
+    assert np.isclose(compile_scale.slope(x, 5 * x), 1.0)
