@@ -499,6 +499,9 @@ def main(argv=None) -> dict:
     cases = list(args.models)
     for case in cases:
         make_genvi, make_torch, steps = builders[case]
+        # torch.compile's caches are shared across models: without a reset the
+        # later models hit dynamo's recompile limit and fall back to eager.
+        torch._dynamo.reset()
         contenders = {"genvi": make_genvi(), "pytorch": make_torch(False)}
         if args.compile:
             contenders["pytorch_compiled"] = make_torch(True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -135,6 +136,7 @@ def main(argv=None) -> dict:
         jax.nn.sigmoid(decoder(jax.random.normal(jax.random.key(3), (64, args.latent))))
     )
     recon = np.asarray(jax.nn.sigmoid(decoder(encoder(x_test[:32])[0])))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     plt = _common.plt()
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for ax, img, title in zip(

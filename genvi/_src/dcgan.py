@@ -26,7 +26,8 @@ then depth-to-space; Shi et al. 2016), ``"resize"`` (nearest-neighbour 2x, then
 a 3x3 convolution; Odena et al. 2016) or ``"transpose"`` (a 4x4 stride-2
 transposed convolution, the DCGAN original). They differ in speed on XLA:CPU,
 not in what they can represent to first order; ``"subpixel"`` is the default
-because it was the fastest there (see docs/benchmarks/train_speed.md).
+because it was the fastest in a profile of a VAE step (``benchmarks/conv_speed.py``
+times all three).
 
 References:
   A. Radford, L. Metz, S. Chintala, *Unsupervised representation learning with
