@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 import dynopt
 from benchmarks import _common
-from genvi._src.train import _compiled_chunk
+from genvi._src.chunk import _compiled_chunk
 
 OPTIMIZERS = {
     "sgd": (lambda: dynopt.sgd(0.01), lambda: optax.sgd(0.01)),

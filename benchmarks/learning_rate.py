@@ -18,18 +18,18 @@ import dynopt
 from benchmarks import _common
 
 CASES = [
-    ("gd", 0.0),
-    ("heavy_ball", 0.5),
-    ("heavy_ball", 0.9),
+    ("sgd", 0.0),
+    ("momentum", 0.5),
+    ("momentum", 0.9),
     ("nesterov", 0.5),
     ("nesterov", 0.9),
 ]
 
 
 def _factory(method, beta):
-    if method == "gd":
+    if method == "sgd":
         return lambda lr: dynopt.sgd(lr)
-    if method == "heavy_ball":
+    if method == "momentum":
         return lambda lr: dynopt.momentum(lr, beta)
     return lambda lr: dynopt.nesterov(lr, beta)
 
@@ -56,7 +56,7 @@ def stability_part(steps: int, cases):
             x = np.abs(np.asarray(traj.params[:, 0]))
             finals[factor] = float(x[-1])
             runs[f"{method} b={beta} x{factor}"] = x
-        name = f"{method} (beta {beta})" if method != "gd" else "gd"
+        name = f"{method} (beta {beta})" if method != "sgd" else "sgd"
         converge = finals[0.99] < 1e-3
         diverge = finals[1.01] > 1.0
         rows.append(

@@ -24,7 +24,7 @@ from benchmarks.compile_scale import (
     state_step,
     train_step,
 )
-from genvi._src.train import _compiled_chunk
+from genvi._src.chunk import _compiled_chunk
 
 LEAVES = (4, 16)
 MARGIN = 1.05  # a few instructions of fixed cost may move with the layout

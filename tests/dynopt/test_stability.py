@@ -13,9 +13,9 @@ from tests import tolerances as tol
 @pytest.mark.parametrize(
     "method, beta, make",
     [
-        ("gd", 0.0, lambda lr: dynopt.sgd(lr)),
-        ("heavy_ball", 0.5, lambda lr: dynopt.momentum(lr, 0.5)),
-        ("heavy_ball", 0.9, lambda lr: dynopt.momentum(lr, 0.9)),
+        ("sgd", 0.0, lambda lr: dynopt.sgd(lr)),
+        ("momentum", 0.5, lambda lr: dynopt.momentum(lr, 0.5)),
+        ("momentum", 0.9, lambda lr: dynopt.momentum(lr, 0.9)),
         ("nesterov", 0.5, lambda lr: dynopt.nesterov(lr, 0.5)),
         ("nesterov", 0.9, lambda lr: dynopt.nesterov(lr, 0.9)),
     ],
@@ -27,8 +27,8 @@ def test_closed_form_limits_match_the_one_step_jacobian(x64, method, beta, make)
 
 
 def test_reference_r4_values():
-    assert dynopt.stability_limit("gd") == 2.0
-    assert dynopt.stability_limit("heavy_ball", 0.9) == pytest.approx(3.8)
+    assert dynopt.stability_limit("sgd") == 2.0
+    assert dynopt.stability_limit("momentum", 0.9) == pytest.approx(3.8)
     assert dynopt.stability_limit("nesterov", 0.9) == pytest.approx(1.357, abs=5e-4)
 
 
@@ -91,7 +91,7 @@ def test_errors():
     with pytest.raises(
         ValueError, match=r"stability_limit: `beta` must satisfy 0 <= beta < 1, got 1.0"
     ):
-        dynopt.stability_limit("heavy_ball", 1.0)
+        dynopt.stability_limit("momentum", 1.0)
     with pytest.raises(
         ValueError, match=r"sharpness: `num_iters` must be an int >= 1, got 0"
     ):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import genvi
-from genvi._src import train as train_module
+from genvi._src import chunk as chunk_module
 from tests.tolerances import F32_ITERATES
 
 
@@ -29,18 +29,18 @@ def _dense_step(w):
 
 def test_convolutions_are_found_in_nested_jaxprs():
     w = jnp.ones((3, 3, 1, 1))
-    assert train_module._has_convolution(jax.make_jaxpr(_conv_step)(w).jaxpr)
-    assert not train_module._has_convolution(jax.make_jaxpr(_dense_step)(w).jaxpr)
+    assert chunk_module._has_convolution(jax.make_jaxpr(_conv_step)(w).jaxpr)
+    assert not chunk_module._has_convolution(jax.make_jaxpr(_dense_step)(w).jaxpr)
 
     def nested(w):
         return jax.lax.scan(lambda c, _: _conv_step(c), w, None, length=2)
 
-    assert train_module._has_convolution(jax.make_jaxpr(nested)(w).jaxpr)
+    assert chunk_module._has_convolution(jax.make_jaxpr(nested)(w).jaxpr)
 
 
 def test_unrolled_chunk_has_no_loop_and_matches_the_loop():
     w = jnp.ones((3, 3, 1, 1))
-    build = train_module._compiled_chunk.__wrapped__
+    build = chunk_module._compiled_chunk.__wrapped__
     texts = {
         unroll: build(_conv_step, "stop", False, 3, unroll)
         .loop.lower(w, None, np.int32(3))
