@@ -166,6 +166,24 @@ class _Net:
         return nnx.merge(self.graph, params)(x)
 
 
+def _phase(body, carry, keys, unroll: bool):
+    """``lax.scan(body, carry, keys)``, or the same steps written out when ``unroll``.
+
+    Written out by hand rather than with ``scan(..., unroll=True)``: for a phase
+    of one step that is ``unroll=1``, which still compiles to a loop, and
+    XLA:CPU runs convolutions inside a loop body on a much slower path (a
+    DCGAN step measured 2.6 steps/s in the loop, see
+    docs/benchmarks/train_speed.md).
+    """
+    if not unroll:
+        return jax.lax.scan(body, carry, keys)
+    rows = []
+    for i in range(keys.shape[0]):
+        carry, aux = body(carry, keys[i])
+        rows.append(aux)
+    return carry, jax.tree.map(lambda *r: jnp.stack(r), *rows)
+
+
 def draw(data_sampler, key, n, data):
     """Real data: ``data_sampler(key, n)``, or ``(key, n, data)`` with state data."""
     if data is None:
@@ -282,11 +300,11 @@ def _engine(
             updates, opt_state = d_optimizer.update(grads, opt_state, disc)
             return (optax.apply_updates(disc, updates), opt_state), aux
 
-        (disc, d_opt), d_aux = jax.lax.scan(
+        (disc, d_opt), d_aux = _phase(
             d_body,
             (state.params["discriminator"], state.opt_states["discriminator"]),
             jax.random.split(k_d, n_d),
-            unroll=unroll,
+            unroll,
         )
         # Snapshot once per generator phase: G_old is held for its n_g steps.
         gen_old = gen
@@ -303,11 +321,11 @@ def _engine(
             ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, ema, g)
             return (g, opt_state, ema), aux
 
-        (gen, g_opt, ema), g_aux = jax.lax.scan(
+        (gen, g_opt, ema), g_aux = _phase(
             g_body,
             (gen, state.opt_states["generator"], state.ema),
             jax.random.split(k_g, n_g),
-            unroll=unroll,
+            unroll,
         )
         metrics = {f"d_{k}": jnp.mean(v) for k, v in d_aux.items()}
         metrics.update({f"g_{k}": jnp.mean(v) for k, v in g_aux.items()})

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import genvi
@@ -62,3 +63,35 @@ def test_unroll_must_be_a_bool():
         ValueError, match=r"train: `unroll` must be None or a bool, got 2"
     ):
         genvi.train(_dense_step, jnp.ones(()), num_steps=1, unroll=2)
+
+
+@pytest.mark.parametrize("convolves", [True, False])
+def test_adversarial_phases_are_written_out_for_convolutions_on_the_cpu(convolves):
+    """A one-step phase as ``scan(unroll=True)`` still compiles to a loop, and
+    XLA:CPU runs convolutions in a loop body slowly: the engine writes convolutional
+    phases out (no scan left in the step), and keeps its scans otherwise."""
+    if convolves:
+        make_g = lambda rngs: genvi.DCGANGenerator(4, (8, 8), rngs=rngs, width=2)  # noqa: E731
+        make_d = lambda rngs: genvi.DCGANDiscriminator((8, 8), rngs=rngs, width=2)  # noqa: E731
+        data = jnp.zeros((4, 8, 8))
+        latent = 4
+    else:
+        make_g = lambda rngs: genvi.MLP((2, 4, 2), rngs=rngs)  # noqa: E731
+        make_d = lambda rngs: genvi.MLP((2, 4, 1), rngs=rngs)  # noqa: E731
+        data = jnp.zeros((4, 2))
+        latent = 2
+    trainer = genvi.gan_trainer(
+        make_g,
+        make_d,
+        lambda key, n, data: genvi.sample_batch(key, data, n),
+        latent_dim=latent,
+        batch_size=2,
+        g_optimizer=optax.sgd(0.1),
+        d_optimizer=optax.sgd(0.1),
+        n_g=2,
+    )
+    state = trainer.init(jax.random.key(0), data)
+    eqns = jax.make_jaxpr(trainer.step)(state).jaxpr.eqns
+    scans = sum(e.primitive.name == "scan" for e in eqns)
+    expect_written_out = convolves and jax.default_backend() == "cpu"
+    assert scans == (0 if expect_written_out else 2)
