@@ -38,20 +38,9 @@ from tqdm import tqdm
 
 import dynopt
 from benchmarks import _common
+from benchmarks.optimizer_speed import OPTIMIZERS  # the same (dynopt, optax) pairs
 from genvi._src.chunk import _compiled_chunk
 
-OPTIMIZERS = {
-    "sgd": (lambda: dynopt.sgd(0.01), lambda: optax.sgd(0.01)),
-    "momentum": (
-        lambda: dynopt.momentum(0.01, 0.9),
-        lambda: optax.sgd(0.01, momentum=0.9),
-    ),
-    "nesterov": (
-        lambda: dynopt.nesterov(0.01, 0.9),
-        lambda: optax.sgd(0.01, momentum=0.9, nesterov=True),
-    ),
-    "adam": (lambda: dynopt.adam(1e-3), lambda: optax.adam(1e-3)),
-}
 TRAIN = ("optax_tree", "dynopt_tree", "dynopt_flat")
 LOOPS = ("genvi_train", "plain_scan")
 CONTENDERS = TRAIN + LOOPS
