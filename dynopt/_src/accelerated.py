@@ -14,7 +14,7 @@ import optax
 
 from .base import Optimizer, check_learning_rate, zeros_like_tree
 from .discretise import Spec, build
-from .dynamics import Clock
+from .dynamics import Clock, find_first
 from .flows import GradientFlow, SuBoydCandesFlow
 from .schemes import Heun, Scheme
 
@@ -168,17 +168,6 @@ def nag_c(learning_rate: optax.ScalarOrSchedule) -> Optimizer:
     return opt
 
 
-def _find_state(state, cls):
-    if isinstance(state, cls):
-        return state
-    if isinstance(state, tuple | list):
-        for child in state:
-            found = _find_state(child, cls)
-            if found is not None:
-                return found
-    return None
-
-
 def nag_c_position(params, state):
     r"""The :math:`x_k` of NAG-C from its parameters :math:`y_k` and state.
 
@@ -188,7 +177,7 @@ def nag_c_position(params, state):
     Raises:
       ValueError: if ``state`` holds no :class:`NagCState`.
     """
-    s = _find_state(state, NagCState)
+    s = find_first(state, lambda s: isinstance(s, NagCState))
     if s is None:
         raise ValueError(
             "nag_c_position: `state` must hold a NagCState (from dynopt.nag_c), "

@@ -149,24 +149,38 @@ class Dynamics:
         )
 
 
-def find_state(state, names: tuple[str, ...] = ()):
-    """The first NamedTuple in ``state`` with count, time and these hyperparams."""
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        fields = state._fields
-        if (
-            "hyperparams" in fields
-            and "time" in fields
-            and "count" in fields
-            and isinstance(state.hyperparams, dict)
-            and set(names) <= set(state.hyperparams)
-        ):
-            return state
+def find_first(state, match: Callable[[Any], bool]):
+    """The first node of a nested state (tuples, lists, NamedTuples) that ``match``es.
+
+    Depth first, as ``optax.chain`` and ``inject_hyperparams`` nest their states;
+    None when no node matches.
+    """
+    if match(state):
+        return state
     if isinstance(state, tuple | list):
         for child in state:
-            found = find_state(child, names)
+            found = find_first(child, match)
             if found is not None:
                 return found
     return None
+
+
+def find_state(state, names: tuple[str, ...] = ()):
+    """The first NamedTuple in ``state`` with count, time and these hyperparams."""
+
+    def match(s):
+        if not (isinstance(s, tuple) and hasattr(s, "_fields")):
+            return False
+        fields = s._fields
+        return (
+            "hyperparams" in fields
+            and "time" in fields
+            and "count" in fields
+            and isinstance(s.hyperparams, dict)
+            and set(names) <= set(s.hyperparams)
+        )
+
+    return find_first(state, match)
 
 
 def _closure_values(fn):
