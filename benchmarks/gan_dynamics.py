@@ -22,9 +22,9 @@ import dynopt
 import genvi
 from benchmarks import _common
 from benchmarks.mixture_modes import (
-    NUM_EVAL_SAMPLES,
     PUBLISHED,
     adam,
+    grid_programs,
     mixture_data,
     mlp,
     mode_metrics_batched,
@@ -346,16 +346,7 @@ def train_program(name, scheme, pack_size, args, datasets, bar) -> dict:
         [args.reg_weight if v == "vi" else 0.0 for _, v, _ in grid], dtype
     )
     states = states._replace(hyper=hyper)
-    run = jax.jit(jax.vmap(lambda s: genvi.run_cycles(trainer.step, s, chunk)))
-    sample = jax.jit(
-        jax.vmap(
-            lambda s, k: (
-                trainer.sample(s, k, NUM_EVAL_SAMPLES),
-                trainer.sample(s, k, NUM_EVAL_SAMPLES, ema=True),
-            )
-        )
-    )
-    eval_keys = jnp.stack([jax.random.PRNGKey(10_000 + s) for _, _, s in grid])
+    run, sample, eval_keys = grid_programs(trainer, chunk, [s for _, _, s in grid])
     start = time.perf_counter()
     for e in range(args.evals):
         if scheme is not None:

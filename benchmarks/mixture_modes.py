@@ -166,6 +166,22 @@ def mode_metrics_batched(name: str, samples):
     return _metrics_fn(name)(samples)
 
 
+def grid_programs(trainer, chunk: int, seeds):
+    """The vmapped programs of a grid of runs: ``chunk`` cycles, and the protocol's
+    samples (plain and EMA generator) with each seed's evaluation key."""
+    run = jax.jit(jax.vmap(lambda s: genvi.run_cycles(trainer.step, s, chunk)))
+    sample = jax.jit(
+        jax.vmap(
+            lambda s, k: (
+                trainer.sample(s, k, NUM_EVAL_SAMPLES),
+                trainer.sample(s, k, NUM_EVAL_SAMPLES, ema=True),
+            )
+        )
+    )
+    eval_keys = jnp.stack([jax.random.PRNGKey(10_000 + s) for s in seeds])
+    return run, sample, eval_keys
+
+
 def train_spec(spec: dict, args, datasets, bar) -> dict:
     """Trains one program's runs; returns final samples, metrics and curves."""
     spec = dict(spec)
@@ -187,16 +203,7 @@ def train_spec(spec: dict, args, datasets, bar) -> dict:
         hyper = dict(states.hyper)
         hyper["reg_weight"] = jnp.asarray([r for _, r, _ in grid], jnp.float32)
         states = states._replace(hyper=hyper)
-    run = jax.jit(jax.vmap(lambda s: genvi.run_cycles(trainer.step, s, chunk)))
-    sample = jax.jit(
-        jax.vmap(
-            lambda s, k: (
-                trainer.sample(s, k, NUM_EVAL_SAMPLES),
-                trainer.sample(s, k, NUM_EVAL_SAMPLES, ema=True),
-            )
-        )
-    )
-    eval_keys = jnp.stack([jax.random.PRNGKey(10_000 + s) for _, _, s in grid])
+    run, sample, eval_keys = grid_programs(trainer, chunk, [s for _, _, s in grid])
 
     def evaluate(samples):
         out = {k: np.zeros(len(grid)) for k in ("modes", "high_quality", "reverse_kl")}
