@@ -277,6 +277,8 @@ def rows_from(result: dict, datasets, seeds: int) -> list[tuple[str, dict]]:
         for reg in regs:
             label = f"{base} + VI reg, n_d=n_g=5, lambda={reg:g}"
             out.append((label, final("raw", reg)))
+            if name == "pacgan4_vi":
+                out.append((f"{label} + EMA", final("ema", reg)))
     else:
         label = {
             "ali_derived": "ALI (derived loss)",

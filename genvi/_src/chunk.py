@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 RESERVED = ("step", "skipped")  # history keys a step's metrics may not use
+REDUCE_OPERANDS = 32  # leaves summed by one variadic reduction (see _sums_finite)
 
 
 def _inexact(x) -> bool:
@@ -31,8 +32,9 @@ def _sums_finite(tree) -> jax.Array:
     every element finite at the cost of one read of each leaf; ``False`` can
     also mean a sum that overflowed, which :func:`_all_finite` settles. Leaves
     of one shape are summed by one variadic reduction (one kernel, not one per
-    leaf), and the flags are reduced once, so the program grows linearly with
-    the number of leaves and compiles fast.
+    leaf, in groups of at most ``REDUCE_OPERANDS``), and the flags are reduced
+    once, so the program grows linearly with the number of leaves and compiles
+    fast.
     """
     groups: dict = {}
     for x in jax.tree_util.tree_leaves(tree):
@@ -43,13 +45,18 @@ def _sums_finite(tree) -> jax.Array:
             )
     flags = []
     for (shape, dtype), xs in groups.items():
-        sums = jax.lax.reduce(
-            tuple(xs),
-            tuple(jnp.zeros((), dtype) for _ in xs),
-            lambda a, b: tuple(u + v for u, v in zip(a, b)),
-            tuple(range(len(shape))),
-        )
-        flags.append(jnp.all(jnp.isfinite(jnp.stack(sums))))
+        # XLA compiles one reduction of n operands in time superlinear in n
+        # (measured: 500 leaves in one reduction 103 s, in groups of 32 16 s,
+        # one per leaf 36 s), so at most REDUCE_OPERANDS per reduction.
+        for i in range(0, len(xs), REDUCE_OPERANDS):
+            part = tuple(xs[i : i + REDUCE_OPERANDS])
+            sums = jax.lax.reduce(
+                part,
+                tuple(jnp.zeros((), dtype) for _ in part),
+                lambda a, b: tuple(u + v for u, v in zip(a, b)),
+                tuple(range(len(shape))),
+            )
+            flags.append(jnp.all(jnp.isfinite(jnp.stack(sums))))
     return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
 
 
@@ -78,6 +85,11 @@ def _compiled_chunk(
     numbers are those of an uninterrupted run), and the policy picks the state
     to go on from.
 
+    The loop that runs first checks only each step's metrics, and the state
+    once after the loop: a state that turns non-finite makes the chunk run again
+    with the per-step check of the state (a state that turned non-finite and
+    back to finite within one chunk, which no gradient step does, is not seen).
+
     With ``unroll`` the steps are written out one after another instead of as
     the body of a loop (see :func:`train`'s ``unroll``): the program then has
     ``num_active`` steps (a static number) and the state advances only while
@@ -87,26 +99,33 @@ def _compiled_chunk(
         (lambda s, d: step_fn(s, d)) if with_data else (lambda s, d: step_fn(s))
     )
 
-    def run(state, data, num_active):
-        # jit caches the trace: `call` runs step_fn once for the shapes and the loop
-        _, shapes = jax.eval_shape(call, state, data)
-        rows = jax.tree_util.tree_map(
-            lambda m: jnp.zeros((length, *m.shape), m.dtype), shapes
-        )
+    def make_loop(check_state: bool):
+        def loop(state, data, num_active):
+            # jit caches the trace: `call` runs step_fn once for shapes and loop
+            _, shapes = jax.eval_shape(call, state, data)
+            rows = jax.tree_util.tree_map(
+                lambda m: jnp.zeros((length, *m.shape), m.dtype), shapes
+            )
 
-        def cond(carry):
-            i, _, finite, _ = carry
-            return (i < num_active) & finite
+            def cond(carry):
+                i, _, finite, _ = carry
+                return (i < num_active) & finite
 
-        def body(carry):
-            i, state, _, rows = carry
-            state, metrics = call(state, data)
-            finite = _sums_finite(metrics) & _sums_finite(state)
-            rows = jax.tree_util.tree_map(lambda r, m: r.at[i].set(m), rows, metrics)
-            return i + 1, state, finite, rows
+            def body(carry):
+                i, state, _, rows = carry
+                state, metrics = call(state, data)
+                finite = _sums_finite(metrics)
+                if check_state:
+                    finite = finite & _sums_finite(state)
+                rows = jax.tree_util.tree_map(
+                    lambda r, m: r.at[i].set(m), rows, metrics
+                )
+                return i + 1, state, finite, rows
 
-        start = (jnp.asarray(0, jnp.int32), state, jnp.asarray(True), rows)
-        return jax.lax.while_loop(cond, body, start)
+            start = (jnp.asarray(0, jnp.int32), state, jnp.asarray(True), rows)
+            return jax.lax.while_loop(cond, body, start)
+
+        return jax.jit(loop)
 
     def run_unrolled(state, data, num_active):
         _, shapes = jax.eval_shape(call, state, data)
@@ -134,7 +153,17 @@ def _compiled_chunk(
             finite = finite & ok
         return count, state, finite, rows
 
-    run = jax.jit(run_unrolled, static_argnums=2) if unroll else jax.jit(run)
+    # Two loops: `fast` checks only the metrics in each step and the state once
+    # at the end of the chunk (no per-step read of the whole state: a program the
+    # size and speed of a plain scan); `run` checks metrics and state in every
+    # step. A chunk runs `fast`; only when that finds anything non-finite does the
+    # chunk run again from its input with `run` (compiled then), which locates the
+    # first non-finite step exactly.
+    if unroll:
+        run = fast = jax.jit(run_unrolled, static_argnums=2)
+    else:
+        run, fast = make_loop(True), make_loop(False)
+    state_finite = jax.jit(_sums_finite)
 
     def chunk(state, data, num_active):
         num_active = int(num_active)
@@ -145,18 +174,24 @@ def _compiled_chunk(
         )
         done, stopped = 0, False
         while done < num_active:
-            count, new, finite, rows = run(state, data, np.int32(num_active - done))
+            todo = np.int32(num_active - done)
+            if not unroll:
+                count, new, finite, rows = fast(state, data, todo)
+                if bool(finite) and bool(state_finite(new)):
+                    count, rows = jax.device_get((count, rows))
+                    metrics = _store(metrics, rows, done, int(count))
+                    recorded[done : done + int(count)] = True
+                    state, done = new, done + int(count)
+                    continue
+            count, new, finite, rows = run(state, data, todo)
             count, finite, rows = jax.device_get((count, finite, rows))
             count, finite = int(count), bool(finite)
-            if metrics is None:
-                metrics = {k: np.zeros_like(v) for k, v in rows.items()}
             if not finite:  # a sum that overflowed, or a real NaN / inf
                 finite = bool(
                     _all_finite((new, {k: v[count - 1] for k, v in rows.items()}))
                 )
             good = count if finite else count - 1
-            for k, v in rows.items():
-                metrics[k][done : done + count] = v[:count]
+            metrics = _store(metrics, rows, done, count)
             recorded[done : done + good] = True
             if finite:
                 state, done = new, done + count
@@ -179,8 +214,18 @@ def _compiled_chunk(
             }
         return state, stopped, (metrics, recorded, skipped)
 
-    chunk.loop = run  # the compiled program, for cost and size checks
+    chunk.loop = fast  # the program every chunk runs, for cost and size checks
+    chunk.check = state_finite  # and the check of the state after it
     return chunk
+
+
+def _store(metrics, rows, done: int, count: int) -> dict:
+    """Copies the first ``count`` rows of a chunk's metrics to ``done``."""
+    if metrics is None:
+        metrics = {k: np.zeros_like(v) for k, v in rows.items()}
+    for k, v in rows.items():
+        metrics[k][done : done + count] = v[:count]
+    return metrics
 
 
 def _has_convolution(jaxpr) -> bool:

@@ -238,6 +238,37 @@ def test_nan_stop_keeps_last_good_state():
     assert np.isfinite(history["loss"]).all()
 
 
+def _hidden_nan_step(bad_at):
+    """A step whose metrics stay finite while a state leaf turns NaN at ``bad_at``."""
+
+    def step(state):
+        x, aux, k = state
+        aux = jnp.where(k + 1 == bad_at, jnp.nan, aux + 1.0)
+        return (0.9 * x, aux, k + 1), {"loss": jnp.sum(x**2)}
+
+    return step
+
+
+def test_nan_in_state_only_is_found_at_its_step():
+    # The metrics of every step are finite: the state alone shows the failure, at
+    # step 7 of a chunk of 5 (the second chunk), for both policies.
+    step, start = _hidden_nan_step(7), (jnp.ones(3), jnp.zeros(2), jnp.int32(0))
+    good, _ = genvi.train(step, start, num_steps=6, steps_per_call=5)
+    with pytest.warns(genvi.NonFiniteWarning, match="step 7 produced non-finite"):
+        state, history = genvi.train(step, start, num_steps=20, steps_per_call=5)
+    _leaves_equal(state, good)
+    assert int(history["stopped_at"]) == 7
+    with pytest.warns(genvi.NonFiniteWarning, match="skipped 1 of 12 steps"):
+        state, history = genvi.train(
+            step, start, num_steps=12, steps_per_call=5, nan_policy="skip"
+        )
+    assert np.flatnonzero(history["skipped"]).tolist() == [6]
+    # The skipped step kept x and aux, advanced the counter.
+    np.testing.assert_allclose(state[0], 0.9**11 * np.ones(3), rtol=1e-6)
+    np.testing.assert_array_equal(state[1], np.full(2, 11.0))
+    assert int(state[2]) == 12
+
+
 def test_nan_raise():
     step = _quadratic_step(bad_at=3)
     with pytest.raises(FloatingPointError, match="train: step 3 produced non-finite"):
