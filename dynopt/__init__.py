@@ -58,13 +58,14 @@ from ._src.game_analysis import game_run as game_run
 from ._src.game_analysis import game_spectral_radius as game_spectral_radius
 from ._src.game_analysis import game_step_matrix as game_step_matrix
 from ._src.game_analysis import game_trajectory as game_trajectory
+from ._src.game_lifting import GameScheme as GameScheme
+from ._src.game_lifting import GameState as GameState
+from ._src.game_lifting import SchemeOnGame as SchemeOnGame
 from ._src.game_schemes import AlternatingMomentum as AlternatingMomentum
 from ._src.game_schemes import AlternatingSteps as AlternatingSteps
 from ._src.game_schemes import ConsensusOptimization as ConsensusOptimization
 from ._src.game_schemes import ExtraGradient as ExtraGradient
 from ._src.game_schemes import GameEMA as GameEMA
-from ._src.game_schemes import GameScheme as GameScheme
-from ._src.game_schemes import GameState as GameState
 from ._src.game_schemes import OptimisticGradient as OptimisticGradient
 from ._src.game_schemes import ProximalPoint as ProximalPoint
 from ._src.game_schemes import SimultaneousSteps as SimultaneousSteps
@@ -101,6 +102,9 @@ from ._src.schemes import Leapfrog as Leapfrog
 from ._src.schemes import Lookahead as Lookahead
 from ._src.schemes import Scheme as Scheme
 from ._src.schemes import SymplecticEuler as SymplecticEuler
+from ._src.schemes_games import ImplicitEuler as ImplicitEuler
+from ._src.schemes_games import Korpelevich as Korpelevich
+from ._src.schemes_games import Optimistic as Optimistic
 from ._src.sde import Paths as Paths
 from ._src.sde import SdePaths as SdePaths
 from ._src.sde import noisy_paths as noisy_paths
@@ -146,6 +150,8 @@ __all__ = [
     "Heun",
     "HeunState",
     "HighResolutionFlow",
+    "ImplicitEuler",
+    "Korpelevich",
     "Leapfrog",
     "Lookahead",
     "MasterWeightsState",
@@ -153,6 +159,7 @@ __all__ = [
     "MomentumState",
     "NagCState",
     "NesterovConvex",
+    "Optimistic",
     "OptimisticGradient",
     "Optimizer",
     "OrderStudy",
@@ -160,6 +167,7 @@ __all__ = [
     "ProximalPoint",
     "RK4",
     "Scheme",
+    "SchemeOnGame",
     "SdePaths",
     "SemiImplicitEuler",
     "SgdState",
