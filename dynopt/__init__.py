@@ -6,8 +6,9 @@ mapping step ``k`` to ODE time ``t_k``. :func:`sgd`, :func:`momentum` and
 :class:`Dynamics`; all of them are built by :func:`discretise` from a flow and a
 scheme (:class:`ExplicitEuler`, :class:`Leapfrog`, :class:`RK4`, ...). Games
 (:class:`Game`, :func:`dirac_gan`, :func:`bilinear_game`) are flows of several
-players, advanced by game schemes (:func:`game_scheme`) whose one-step spectral
-radius :func:`game_spectral_radius` measures.
+players, advanced by game schemes (:func:`game_scheme`; each is a minimisation
+scheme run on the game, :class:`SchemeOnGame`) whose one-step spectral radius
+:func:`game_spectral_radius` measures.
 """
 
 from ._src.accelerated import HeunState as HeunState

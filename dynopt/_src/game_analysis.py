@@ -84,7 +84,7 @@ def game_step_matrix(
     Rows and columns follow ``ravel_pytree`` of the scheme's state
     ``(params, memory)`` at ``at`` (default: the game's equilibrium), the
     memory being the scheme's own ``init`` there (zero momentum; the previous
-    field equal to the current one).
+    gradient equal to the current one); integer step counts are left out.
 
     Args:
       game: a :class:`~dynopt.Game`.
@@ -136,8 +136,9 @@ def game_spectral_radius(game: Game, method, step_size: float, **options) -> flo
 
     :math:`\rho = \max |\mathrm{eig}(\partial S / \partial s)|` where :math:`S`
     is the scheme's step map on its whole state :math:`s` (parameters and
-    memory: the previous field for ``"optimistic"``, the momentum buffers for
-    ``"alternating_momentum"``), differentiated by ``jax.jacfwd`` in float64
+    floating-point memory: the previous gradient for ``"optimistic"``, the
+    momentum buffers for ``"alternating_momentum"``; step counts are integers,
+    not coordinates), differentiated by ``jax.jacfwd`` in float64
     (:func:`game_step_matrix`). :math:`\rho < 1`: the step converges locally;
     :math:`\rho > 1`: it spirals out.
 

@@ -55,7 +55,10 @@ class GameScheme(eqx.Module):
 
     def lowered(self) -> SchemeOnGame:
         """The :class:`SchemeOnGame` this scheme stands for."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__}.lowered: a game scheme says which SchemeOnGame "
+            "it runs, or overrides init, step and order"
+        )
 
     def check_game(self, game: Game) -> None:
         """Raises for a game the scheme cannot run (default: none)."""
