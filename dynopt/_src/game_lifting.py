@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .base import check_nonnegative
 from .flows import GradientFlow
@@ -91,7 +92,11 @@ def _as_turns(turns):
 
 
 def _is_index(value, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    return (
+        isinstance(value, int | np.integer)
+        and not isinstance(value, bool)
+        and value >= minimum
+    )
 
 
 def _neg(tree):
