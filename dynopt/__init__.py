@@ -6,8 +6,9 @@ mapping step ``k`` to ODE time ``t_k``. :func:`sgd`, :func:`momentum` and
 :class:`Dynamics`; all of them are built by :func:`discretise` from a flow and a
 scheme (:class:`ExplicitEuler`, :class:`Leapfrog`, :class:`RK4`, ...). Games
 (:class:`Game`, :func:`dirac_gan`, :func:`bilinear_game`) are flows of several
-players, advanced by game schemes (:func:`game_scheme`) whose one-step spectral
-radius :func:`game_spectral_radius` measures.
+players, advanced by game schemes (:func:`game_scheme`; each is a minimisation
+scheme run on the game, :class:`SchemeOnGame`) whose one-step spectral radius
+:func:`game_spectral_radius` measures.
 """
 
 from ._src.accelerated import HeunState as HeunState
@@ -58,13 +59,14 @@ from ._src.game_analysis import game_run as game_run
 from ._src.game_analysis import game_spectral_radius as game_spectral_radius
 from ._src.game_analysis import game_step_matrix as game_step_matrix
 from ._src.game_analysis import game_trajectory as game_trajectory
+from ._src.game_lifting import GameScheme as GameScheme
+from ._src.game_lifting import GameState as GameState
+from ._src.game_lifting import SchemeOnGame as SchemeOnGame
 from ._src.game_schemes import AlternatingMomentum as AlternatingMomentum
 from ._src.game_schemes import AlternatingSteps as AlternatingSteps
 from ._src.game_schemes import ConsensusOptimization as ConsensusOptimization
 from ._src.game_schemes import ExtraGradient as ExtraGradient
 from ._src.game_schemes import GameEMA as GameEMA
-from ._src.game_schemes import GameScheme as GameScheme
-from ._src.game_schemes import GameState as GameState
 from ._src.game_schemes import OptimisticGradient as OptimisticGradient
 from ._src.game_schemes import ProximalPoint as ProximalPoint
 from ._src.game_schemes import SimultaneousSteps as SimultaneousSteps
@@ -101,6 +103,9 @@ from ._src.schemes import Leapfrog as Leapfrog
 from ._src.schemes import Lookahead as Lookahead
 from ._src.schemes import Scheme as Scheme
 from ._src.schemes import SymplecticEuler as SymplecticEuler
+from ._src.schemes_games import ImplicitEuler as ImplicitEuler
+from ._src.schemes_games import Korpelevich as Korpelevich
+from ._src.schemes_games import Optimistic as Optimistic
 from ._src.sde import Paths as Paths
 from ._src.sde import SdePaths as SdePaths
 from ._src.sde import noisy_paths as noisy_paths
@@ -146,6 +151,8 @@ __all__ = [
     "Heun",
     "HeunState",
     "HighResolutionFlow",
+    "ImplicitEuler",
+    "Korpelevich",
     "Leapfrog",
     "Lookahead",
     "MasterWeightsState",
@@ -153,6 +160,7 @@ __all__ = [
     "MomentumState",
     "NagCState",
     "NesterovConvex",
+    "Optimistic",
     "OptimisticGradient",
     "Optimizer",
     "OrderStudy",
@@ -160,6 +168,7 @@ __all__ = [
     "ProximalPoint",
     "RK4",
     "Scheme",
+    "SchemeOnGame",
     "SdePaths",
     "SemiImplicitEuler",
     "SgdState",

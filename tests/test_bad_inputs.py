@@ -116,6 +116,28 @@ CASES = [
      r"adam: `maximize` must be a bool, got 1"),
     ("momentum-beta-string", lambda: dynopt.momentum(0.1, "0.9"), TypeError,
      r"momentum: `beta` must be a number, got '0.9'"),
+    ("scheme-on-game-not-a-scheme", lambda: dynopt.SchemeOnGame("heun"), TypeError,
+     r"SchemeOnGame: `scheme` must be a dynopt Scheme \(e.g. dynopt.Heun\(\)\), "
+     r"got 'heun'"),
+    ("scheme-on-game-unsupported-flow",
+     lambda: dynopt.SchemeOnGame(dynopt.Optimistic(), dynopt.HeavyBallFlow(1.0)),
+     TypeError, r"SchemeOnGame: `flow` must be one of \('GradientFlow',\) for "
+     r"Optimistic, got HeavyBallFlow"),
+    ("scheme-on-game-turns-not-pairs",
+     lambda: dynopt.SchemeOnGame(dynopt.ExplicitEuler(), turns=(1, 5)), ValueError,
+     r"SchemeOnGame: `turns` must be None or a non-empty tuple of \(player, "
+     r"n_steps\) pairs, got \(1, 5\)"),
+    ("scheme-on-game-zero-steps",
+     lambda: dynopt.SchemeOnGame(dynopt.ExplicitEuler(), turns=((1, 0),)),
+     ValueError, r"SchemeOnGame: each n_steps in `turns` must be an int >= 1, got 0"),
+    ("scheme-on-game-unknown-player",
+     lambda: dynopt.SchemeOnGame(dynopt.ExplicitEuler(), turns=((2, 1),)).init(
+         dynopt.bilinear_game(), (jnp.ones(()), jnp.ones(()))),
+     ValueError, r"SchemeOnGame: each player in `turns` must be < the game's number "
+     r"of players \(2\), got 2"),
+    ("implicit-euler-unknown-solver", lambda: dynopt.ImplicitEuler(solver="cg"),
+     ValueError, r"ImplicitEuler: `solver` must be one of \('newton', "
+     r"'fixed_point'\), got 'cg'"),
     # dynopt: run time
     ("integer-parameters", lambda: dynopt.sgd(0.1).init({"w": jnp.arange(3)}),
      TypeError, r"dynopt.sgd: `params` leaf \"\['w'\]\" has dtype int32; optimisers "

@@ -22,7 +22,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .base import check_count
-from .game_schemes import GameScheme, GameState, game_scheme
+from .game_lifting import GameScheme, GameState
+from .game_schemes import game_scheme
 from .games import Game
 from .trajectory import check_times
 
@@ -83,7 +84,7 @@ def game_step_matrix(
     Rows and columns follow ``ravel_pytree`` of the scheme's state
     ``(params, memory)`` at ``at`` (default: the game's equilibrium), the
     memory being the scheme's own ``init`` there (zero momentum; the previous
-    field equal to the current one).
+    gradient equal to the current one); integer step counts are left out.
 
     Args:
       game: a :class:`~dynopt.Game`.
@@ -118,11 +119,13 @@ def _step_matrix(fn, game, method, step_size, at, options):
 
 @eqx.filter_jit
 def _jacobian(game, scheme, state0, h):
-    flat, unravel = ravel_pytree(tuple(state0))
+    # The floating-point state only: step counts are integers, not coordinates.
+    floats, ints = eqx.partition(tuple(state0), eqx.is_inexact_array)
+    flat, unravel = ravel_pytree(floats)
 
     def step(f):
-        new = scheme.step(game, GameState(*unravel(f)), h)
-        return ravel_pytree(tuple(new))[0]
+        new = scheme.step(game, GameState(*eqx.combine(unravel(f), ints)), h)
+        return ravel_pytree(eqx.partition(tuple(new), eqx.is_inexact_array)[0])[0]
 
     # Forward mode: small states, and it compiles faster through lax.scan.
     return jax.jacfwd(step)(flat)
@@ -133,8 +136,9 @@ def game_spectral_radius(game: Game, method, step_size: float, **options) -> flo
 
     :math:`\rho = \max |\mathrm{eig}(\partial S / \partial s)|` where :math:`S`
     is the scheme's step map on its whole state :math:`s` (parameters and
-    memory: the previous field for ``"optimistic"``, the momentum buffers for
-    ``"alternating_momentum"``), differentiated by ``jax.jacfwd`` in float64
+    floating-point memory: the previous gradient for ``"optimistic"``, the
+    momentum buffers for ``"alternating_momentum"``; step counts are integers,
+    not coordinates), differentiated by ``jax.jacfwd`` in float64
     (:func:`game_step_matrix`). :math:`\rho < 1`: the step converges locally;
     :math:`\rho > 1`: it spirals out.
 

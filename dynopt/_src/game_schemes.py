@@ -1,6 +1,9 @@
 r"""Game schemes: code that advances a game's flow by one step of size ``h``.
 
-A game scheme is an equinox Module with
+Every named game scheme is a configuration of :class:`dynopt.SchemeOnGame`, a
+minimisation scheme run on the game (its :meth:`~GameScheme.lowered`): the
+code that moves the players is dynopt's minimisation schemes'. A game scheme
+is an equinox Module with
 
 * ``init(game, params) -> GameState``: the parameters and the scheme's memory
   (previous field value, momentum buffers, a running average);
@@ -8,7 +11,7 @@ A game scheme is an equinox Module with
   of a training loop (pure, jit-safe, differentiable: the spectral radius of a
   step is the one of ``jax.jacobian`` of this map);
 * ``order``: the global order of accuracy against the game's flow
-  :math:`z' = v(z)` (every scheme here is first order).
+  :math:`z' = v(z)` (every named scheme here is first order).
 
 ``h`` may be a traced array; the schemes' own numbers (``beta``, ``gamma``,
 ``reg_weight``) are Module fields, i.e. array leaves, and their step counts
@@ -32,34 +35,19 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
 from .base import check_choice, check_count, check_interval, check_nonnegative
-from .games import Game, replace_player
+from .flows import HeavyBallFlow
+from .game_lifting import GameScheme, GameState, SchemeOnGame
+from .games import Game
+from .schemes import ExplicitEuler, Leapfrog
+from .schemes_games import IMPLICIT_SOLVERS, ImplicitEuler, Korpelevich, Optimistic
 
 tree_map = jax.tree_util.tree_map
-
-
-class GameState(NamedTuple):
-    """The state of a game scheme (a pytree of float arrays).
-
-    Attributes:
-      params: the players' parameters, a tuple ``(z_1, ..., z_n)``.
-      memory: what the scheme carries between steps (None when nothing).
-    """
-
-    params: tuple
-    memory: Any = None
-
-
-def _axpy(h, v, z):
-    """``z + h v`` leaf by leaf, in each leaf's dtype."""
-    return tree_map(lambda zi, vi: zi + jnp.asarray(h, zi.dtype) * vi, z, v)
 
 
 def _two_players(fn: str, game: Game) -> None:
@@ -70,46 +58,30 @@ def _two_players(fn: str, game: Game) -> None:
         )
 
 
-def _player_steps(game, params, i, h, n, penalty=None):
-    """``n`` gradient steps of player ``i`` with the others held fixed."""
+class _TwoPlayers(GameScheme):
+    """A scheme of the two-player (generator, discriminator) games."""
 
-    def body(p, _):
-        return replace_player(
-            p, i, _axpy(h, game.player_field(i, p, penalty), p[i])
-        ), None
-
-    return jax.lax.scan(body, tuple(params), None, length=n)[0]
-
-
-class GameScheme(eqx.Module):
-    """Base of the game schemes: ``init``, ``step``, ``order``, ``readout``."""
-
-    order: ClassVar[int] = 1
-
-    def init(self, game: Game, params) -> GameState:
-        """The state at ``params`` (no memory)."""
-        return GameState(tuple(params), None)
-
-    def step(self, game: Game, state: GameState, h) -> GameState:
-        raise NotImplementedError
-
-    def readout(self, state: GameState):
-        """The parameters a user reads (the average for :class:`GameEMA`)."""
-        return state.params
+    def check_game(self, game):
+        _two_players(type(self).__name__, game)
 
 
 class SimultaneousSteps(GameScheme):
-    r"""SimultaneousSteps gradient steps (explicit Euler): :math:`z^+ = z + h v(z)`."""
+    r"""Simultaneous gradient steps (explicit Euler): :math:`z^+ = z + h v(z)`.
 
-    def step(self, game, state, h):
-        return GameState(_axpy(h, game.field(state.params), state.params), None)
+    ``SchemeOnGame(ExplicitEuler())``.
+    """
+
+    def lowered(self):
+        return SchemeOnGame(ExplicitEuler())
 
 
-class AlternatingSteps(GameScheme):
+class AlternatingSteps(_TwoPlayers):
     r"""Alternating phases: ``n_d`` discriminator steps, then ``n_g`` generator steps.
 
     .. math:: \psi \leftarrow \psi + h v_\psi(\theta, \psi)\ (n_d\ \text{times}),
         \qquad \theta \leftarrow \theta + h v_\theta(\theta, \psi)\ (n_g\ \text{times}).
+
+    ``SchemeOnGame(ExplicitEuler(), turns=((1, n_d), (0, n_g)))``.
 
     Attributes:
       n_d, n_g: steps per phase (static ints >= 1).
@@ -122,22 +94,20 @@ class AlternatingSteps(GameScheme):
         check_count("AlternatingSteps", "n_d", self.n_d)
         check_count("AlternatingSteps", "n_g", self.n_g)
 
-    def step(self, game, state, h):
-        _two_players("AlternatingSteps", game)
-        p = _player_steps(game, state.params, 1, h, self.n_d)
-        return GameState(_player_steps(game, p, 0, h, self.n_g), None)
+    def lowered(self):
+        return SchemeOnGame(ExplicitEuler(), turns=((1, self.n_d), (0, self.n_g)))
 
 
 class ExtraGradient(GameScheme):
     r"""Extragradient (Korpelevich): a look-ahead step, then a step from the start.
 
     .. math:: \bar z = z + h v(z), \qquad z^+ = z + h v(\bar z).
+
+    ``SchemeOnGame(Korpelevich())``.
     """
 
-    def step(self, game, state, h):
-        z = state.params
-        look = _axpy(h, game.field(z), z)
-        return GameState(_axpy(h, game.field(look), z), None)
+    def lowered(self):
+        return SchemeOnGame(Korpelevich())
 
 
 class OptimisticGradient(GameScheme):
@@ -146,26 +116,25 @@ class OptimisticGradient(GameScheme):
     .. math:: z_{k+1} = z_k + 2h\,v(z_k) - h\,v(z_{k-1}),
 
     with :math:`v(z_{-1}) = v(z_0)` (the first step is a plain gradient step).
+    ``SchemeOnGame(Optimistic())``: the memory holds the previous gradient
+    :math:`-v(z_{k-1})`.
     """
 
-    def init(self, game, params):
-        params = tuple(params)
-        return GameState(params, game.field(params))
-
-    def step(self, game, state, h):
-        v = game.field(state.params)
-        z = _axpy(2 * h, v, state.params)
-        return GameState(_axpy(-h, state.memory, z), v)
+    def lowered(self):
+        return SchemeOnGame(Optimistic())
 
 
-class AlternatingMomentum(GameScheme):
+class AlternatingMomentum(_TwoPlayers):
     r"""Alternating heavy ball; negative ``beta`` damps the rotation (Gidel et al.).
 
     Discriminator, then generator (with the new discriminator), each
 
-    .. math:: z_i^+ = z_i + h\,v_i + \beta\,m_i, \qquad m_i^+ = z_i^+ - z_i,
+    .. math:: z_i^+ = z_i + h\,v_i + \beta\,(z_i - z_i^-),
 
-    the momentum buffers :math:`m` (zero at the start) in memory.
+    Polyak's heavy ball: ``SchemeOnGame(Leapfrog(), HeavyBallFlow(0.0),
+    turns=((1, 1), (0, 1)), coefficients={"beta": beta},
+    step_coefficient="learning_rate")``, whose buffer (zero at the start) is
+    optax's :math:`m = -(z_i - z_i^-)/h`.
 
     Attributes:
       beta: the momentum, :math:`-1 < \beta < 1`.
@@ -176,24 +145,14 @@ class AlternatingMomentum(GameScheme):
     def __check_init__(self):
         check_interval("AlternatingMomentum", "beta", self.beta, -1.0, 1.0)
 
-    def init(self, game, params):
-        params = tuple(params)
-        return GameState(params, tree_map(jnp.zeros_like, params))
-
-    def step(self, game, state, h):
-        _two_players("AlternatingMomentum", game)
-        params, m = state.params, list(state.memory)
-        for i in (1, 0):
-            v = game.player_field(i, params)
-            new = tree_map(
-                lambda z, vi, mi: z + jnp.asarray(h, z.dtype) * vi + self.beta * mi,
-                params[i],
-                v,
-                m[i],
-            )
-            m[i] = tree_map(jnp.subtract, new, params[i])
-            params = replace_player(params, i, new)
-        return GameState(params, tuple(m))
+    def lowered(self):
+        return SchemeOnGame(
+            Leapfrog(),
+            HeavyBallFlow(0.0),  # the coefficients are given: no friction used
+            turns=((1, 1), (0, 1)),
+            coefficients={"beta": self.beta},
+            step_coefficient="learning_rate",
+        )
 
 
 class ConsensusOptimization(GameScheme):
@@ -201,6 +160,8 @@ class ConsensusOptimization(GameScheme):
 
     .. math:: z^+ = z + h\big(v(z) - \gamma\,\nabla\tfrac12|v(z)|^2\big)
                   = z + h\,(I - \gamma J^\top)\,v(z).
+
+    ``SchemeOnGame(ExplicitEuler(), consensus=gamma)``.
 
     Attributes:
       gamma: :math:`\gamma \ge 0`.
@@ -211,29 +172,26 @@ class ConsensusOptimization(GameScheme):
     def __check_init__(self):
         check_nonnegative("ConsensusOptimization", "gamma", self.gamma)
 
-    def step(self, game, state, h):
-        v, pullback = jax.vjp(game.field, state.params)
-        (jtv,) = pullback(v)
-        direction = tree_map(lambda a, b: a - self.gamma * b, v, jtv)
-        return GameState(_axpy(h, direction, state.params), None)
+    def lowered(self):
+        return SchemeOnGame(ExplicitEuler(), consensus=self.gamma)
 
 
-PROXIMAL_SOLVERS = ("newton", "fixed_point")
+PROXIMAL_SOLVERS = IMPLICIT_SOLVERS
 
 
 class ProximalPoint(GameScheme):
     r"""The implicit (proximal-point) step :math:`z^+ = z + h\,v(z^+)`.
 
-    The implicit equation :math:`F(w) = w - z - h v(w) = 0` is solved from
-    :math:`w_0 = z` by ``iterations`` Newton steps
-    :math:`w \leftarrow w - (I - hJ(w))^{-1} F(w)` on the flattened parameters
-    (``solver="newton"``, dense Jacobian: small games; exact after one step
-    for linear fields, quadratic convergence otherwise) or by the fixed-point
-    iteration :math:`w \leftarrow z + h v(w)` (``"fixed_point"``, no Jacobian,
-    converges when :math:`h\,\mathrm{Lip}(v) < 1`, error
-    :math:`(h\,\mathrm{Lip}(v))^{k}`). Autodiff through the unrolled iterations
-    gives the derivative of the implicit step (exactly at an equilibrium for
-    Newton).
+    ``SchemeOnGame(ImplicitEuler(solver, iterations))``: the implicit equation
+    :math:`F(w) = w - z - h v(w) = 0` is solved from :math:`w_0 = z` by
+    ``iterations`` Newton steps :math:`w \leftarrow w - (I - hJ(w))^{-1} F(w)`
+    on the flattened parameters (``solver="newton"``, dense Jacobian: small
+    games; exact after one step for linear fields, quadratic convergence
+    otherwise) or by the fixed-point iteration :math:`w \leftarrow z + h v(w)`
+    (``"fixed_point"``, no Jacobian, converges when :math:`h\,\mathrm{Lip}(v)
+    < 1`, error :math:`(h\,\mathrm{Lip}(v))^{k}`). Autodiff through the
+    unrolled iterations gives the derivative of the implicit step (exactly at
+    an equilibrium for Newton).
 
     Attributes:
       solver: ``"newton"`` or ``"fixed_point"``.
@@ -247,28 +205,11 @@ class ProximalPoint(GameScheme):
         check_choice("ProximalPoint", "solver", self.solver, PROXIMAL_SOLVERS)
         check_count("ProximalPoint", "iterations", self.iterations)
 
-    def step(self, game, state, h):
-        z = tuple(state.params)
-        if self.solver == "fixed_point":
-
-            def body(w, _):
-                return _axpy(h, game.field(w), z), None
-
-            return GameState(jax.lax.scan(body, z, None, self.iterations)[0], None)
-        z_flat, unravel = ravel_pytree(z)
-
-        def residual(w_flat):
-            return w_flat - z_flat - h * ravel_pytree(game.field(unravel(w_flat)))[0]
-
-        def newton(w, _):
-            jac = jax.jacfwd(residual)(w)
-            return w - jnp.linalg.solve(jac, residual(w)), None
-
-        w = jax.lax.scan(newton, z_flat, None, self.iterations)[0]
-        return GameState(unravel(w), None)
+    def lowered(self):
+        return SchemeOnGame(ImplicitEuler(self.solver, self.iterations))
 
 
-class SuProximal(GameScheme):
+class SuProximal(_TwoPlayers):
     r"""Su's generator-side proximal regulariser, in phases of ``n_g`` steps.
 
     ``n_d`` discriminator gradient steps, a snapshot :math:`G_{old}` of the
@@ -278,6 +219,8 @@ class SuProximal(GameScheme):
 
     (the game's ``generator_distance``). With ``n_g = 1`` the regulariser's
     gradient is zero and this is :class:`AlternatingSteps`.
+    ``SchemeOnGame(ExplicitEuler(), turns=((1, n_d), (0, n_g)),
+    proximal_player=0, proximal_weight=reg_weight)``.
 
     Attributes:
       reg_weight: :math:`\lambda \ge 0`.
@@ -293,15 +236,13 @@ class SuProximal(GameScheme):
         check_count("SuProximal", "n_d", self.n_d)
         check_count("SuProximal", "n_g", self.n_g)
 
-    def step(self, game, state, h):
-        _two_players("SuProximal", game)
-        p = _player_steps(game, state.params, 1, h, self.n_d)
-        old = p[0]
-
-        def penalty(g):
-            return self.reg_weight * game.distance(g, old)
-
-        return GameState(_player_steps(game, p, 0, h, self.n_g, penalty), None)
+    def lowered(self):
+        return SchemeOnGame(
+            ExplicitEuler(),
+            turns=((1, self.n_d), (0, self.n_g)),
+            proximal_player=0,
+            proximal_weight=self.reg_weight,
+        )
 
 
 class GameEMA(GameScheme):
@@ -324,6 +265,14 @@ class GameEMA(GameScheme):
                 f"GameEMA: `scheme` must be a game scheme, got {self.scheme!r}"
             )
         check_interval("GameEMA", "decay", self.decay, 0.0, 1.0)
+
+    def lowered(self):
+        """The lifting that moves the iterates (the average is read-out only)."""
+        return self.scheme.lowered()
+
+    @property
+    def order(self) -> int:
+        return self.scheme.order
 
     def init(self, game, params):
         inner = self.scheme.init(game, params)

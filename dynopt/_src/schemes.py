@@ -26,7 +26,9 @@ The protocol, for anyone writing a scheme (game schemes included):
   that ``dynopt.momentum(lr, beta)`` uses ``lr`` and ``beta`` bit for bit).
 * ``init(flow, params, dtype) -> dict``: the scheme's buffers (velocity,
   moments, ...) at the start, each a pytree like ``params`` (``dtype`` None:
-  the parameters' dtypes).
+  the parameters' dtypes). ``init_at(flow, params, grad_fn, dtype) ->
+  (buffers, count)``: the same when the gradient at the start can be
+  evaluated (default: ``init`` and count 0; see :meth:`Scheme.init_at`).
 * ``step(flow, coefficients, params, buffers, grad, grad_fn, count)``: one step.
   It receives the flow, the coefficient dict (scalar arrays), the parameters
   (may be None for one-stage schemes), the buffers, the gradient of the
@@ -92,6 +94,19 @@ class Scheme(eqx.Module):
         if isinstance(flow, GradientFlow):
             return {}
         return {"velocity": zeros_like_tree(params, dtype)}
+
+    def init_at(self, flow, params, grad_fn, dtype=None) -> tuple[dict, int]:
+        """The buffers and the step count to start from when gradients are known.
+
+        A caller that can evaluate ``grad_fn`` at the start (a game scheme can)
+        asks for this instead of :meth:`init`. The default is ``init`` and the
+        count 0. A scheme whose first step is a special case of its rule may
+        fill its buffers so that the general rule gives that first step and
+        return the count 1: then every step is the same map, which is what a
+        linearisation of one step (:func:`dynopt.game_spectral_radius`) sees.
+        """
+        del grad_fn
+        return self.init(flow, params, dtype), 0
 
     def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
         raise NotImplementedError

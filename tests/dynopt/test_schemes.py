@@ -92,6 +92,10 @@ SCHEMES = [
     dynopt.Heun(),
     dynopt.RK4(),
     dynopt.ConformalSymplectic(),
+    dynopt.Korpelevich(),
+    dynopt.Optimistic(),
+    dynopt.ImplicitEuler(solver="newton"),
+    dynopt.ImplicitEuler(solver="fixed_point"),
 ]
 PAIRS = [
     (s, f)
@@ -103,8 +107,8 @@ PAIRS = [
 
 def _pair_id(pair):
     scheme, flow = pair
-    start = getattr(scheme, "start", None)
-    return f"{scheme.name}{'_' + start if start else ''}-{flow}"
+    option = getattr(scheme, "start", None) or getattr(scheme, "solver", None)
+    return f"{scheme.name}{'_' + option if option else ''}-{flow}"
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=[_pair_id(p) for p in PAIRS])
@@ -202,7 +206,14 @@ if __name__ == "__main__":
         errors, order = _study(make)
         measured = dynopt.empirical_order(STEPS, errors)
         start = getattr(scheme, "start", None)
-        label = type(scheme).__name__ + (f'(start="{start}")' if start else "()")
+        solver = getattr(scheme, "solver", None)
+        label = type(scheme).__name__ + (
+            f'(start="{start}")'
+            if start
+            else f'(solver="{solver}")'
+            if solver
+            else "()"
+        )
         print(f"| `{label}` | {flow} | {order} | {measured:.2f} |")
     for name, make in [
         ("momentum, init_velocity='zero'", _momentum(dynopt.momentum, "zero")),
