@@ -9,7 +9,8 @@ train step (gradient of an elementwise loss + optimiser update):
 * ``dynopt_flat``: dynopt's optimiser on :func:`dynopt.flatten` storage, the
   model reading its leaves through :meth:`dynopt.FlatParams.tree`;
 * ``genvi_train``: ``--chunk`` steps of :func:`genvi.train`'s compiled chunk
-  (NaN checks included) on a state (parameters, optimiser state, step count);
+  (its loop, which checks each step's metrics, and the finite check of the
+  state after it) on a state (parameters, optimiser state, step count);
 * ``plain_scan``: a plain ``lax.scan`` of the same step and state.
 
 For each: compile time (``lower`` + ``compile``), the instruction count of the
@@ -156,16 +157,21 @@ def measure(name: str, leaves: int, size: int, opt: str, chunk: int, repeats: in
     else:
         step = state_step(tx)
         state = (tree, tx.init(tree), jnp.asarray(0, jnp.int32))
+        n = jnp.asarray(chunk, jnp.int32)
+        check, extra = None, 0
         if name == "genvi_train":
             built = _compiled_chunk.__wrapped__(step, "stop", False, chunk)
-            fn = getattr(built, "loop", built)  # older versions: a jitted chunk
+            compiled, compile_s = _compile(built.loop, (state, None, n))
+            # A chunk is its loop and the finite check of the state after it.
+            check, check_s = _compile(built.check, (state,))
+            compile_s += check_s
+            extra = hlo_instructions(check)
         else:
-            fn = plain_scan(step, chunk)
-        n = jnp.asarray(chunk, jnp.int32)
-        compiled, compile_s = _compile(fn, (state, None, n))
+            compiled, compile_s = _compile(plain_scan(step, chunk), (state, None, n))
 
         def call():
-            return compiled(state, None, n)
+            out = compiled(state, None, n)
+            return out if check is None else (out, check(out[1]))
 
         per_call = chunk
     row = {
@@ -173,7 +179,7 @@ def measure(name: str, leaves: int, size: int, opt: str, chunk: int, repeats: in
         "leaves": leaves,
         "params": leaves * size,
         "compile_s": compile_s,
-        "hlo_instructions": hlo_instructions(compiled),
+        "hlo_instructions": hlo_instructions(compiled) + extra,
         **memory(compiled),
         **cost(compiled),
     }
