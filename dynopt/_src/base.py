@@ -171,6 +171,61 @@ def zeros_like_tree(params, dtype=None):
     return jax.tree_util.tree_map(zeros, params)
 
 
+@jax.custom_jvp
+def _computed_once(values: tuple) -> tuple:
+    """Floating scalars, unchanged, as outputs of one reduction.
+
+    XLA copies cheap scalar arithmetic (a negation, ``1 - beta``, a cast) into
+    every kernel that uses its result, so ``L`` leaves would compile ``L``
+    copies of it; ``jax.lax.optimization_barrier`` does not stop this (XLA
+    removes barriers before fusion). A reduction is not copied into its users,
+    so values that come out of one reach each leaf's kernel as a parameter, as
+    optax's compiled-in constants do. The reduction is the maximum of two
+    copies of each value from ``-inf``: exact for every value (``-0.0`` and
+    NaN included). A tangent passes through unchanged.
+    """
+    pairs = tuple(jnp.stack([v, v]) for v in values)
+    lowest = tuple(jnp.array(-jnp.inf, v.dtype) for v in values)
+
+    def larger(a, b):
+        return tuple(jax.lax.max(x, y) for x, y in zip(a, b))
+
+    return tuple(jax.lax.reduce(pairs, lowest, larger, (0,)))
+
+
+@_computed_once.defjvp
+def _computed_once_jvp(primals, tangents):
+    return _computed_once(*primals), tangents[0]
+
+
+class StepScalars:
+    """A step's scalar coefficients, each computed and cast once per dtype.
+
+    ``StepScalars(name=value, ...).at(dtype)`` is a dict ``name -> value`` cast
+    to ``dtype`` (an array works too: its dtype). The first request for a dtype
+    casts every value; later requests (while tracing the same step) return the
+    same arrays. Real floating values come out of one reduction that XLA does
+    not copy into the leaves' kernels, so per leaf the program holds what
+    optax's does with compiled-in constants. No value changes: the per-leaf
+    arithmetic sees exactly the scalars it would compute itself.
+    """
+
+    def __init__(self, **values):
+        self._values = {k: jnp.asarray(v) for k, v in values.items()}
+        self._cast: dict = {}
+
+    def at(self, like) -> dict:
+        """The values cast to ``like``'s dtype (``like``: a dtype or an array)."""
+        dtype = jnp.dtype(getattr(like, "dtype", like))
+        if dtype not in self._cast:
+            names = tuple(self._values)
+            cast = tuple(self._values[k].astype(dtype) for k in names)
+            if jnp.issubdtype(dtype, jnp.floating) and names:
+                cast = _computed_once(cast)
+            self._cast[dtype] = dict(zip(names, cast))
+        return self._cast[dtype]
+
+
 def _like(old, value):
     """``value`` with the dtype of ``old`` and, for a placed array, its sharding.
 
