@@ -180,12 +180,15 @@ def _computed_once(values: tuple) -> tuple:
     copies of it; ``jax.lax.optimization_barrier`` does not stop this (XLA
     removes barriers before fusion). A reduction is not copied into its users,
     so values that come out of one reach each leaf's kernel as a parameter, as
-    optax's compiled-in constants do. The reduction is the maximum of two
-    copies of each value from ``-inf``: exact for every value (``-0.0`` and
-    NaN included). A tangent passes through unchanged.
+    optax's compiled-in constants do. Each value is the maximum of
+    ``[value, -inf]`` (from ``-inf``): exact for every value, ``-0.0`` and NaN
+    included. The pair is a select, not a stack: XLA splits a reduction of a
+    concatenation or a broadcast back into the scalar arithmetic. A tangent
+    passes through unchanged.
     """
-    pairs = tuple(jnp.stack([v, v]) for v in values)
+    first = jnp.arange(2) == 0
     lowest = tuple(jnp.array(-jnp.inf, v.dtype) for v in values)
+    pairs = tuple(jnp.where(first, v, lo) for v, lo in zip(values, lowest))
 
     def larger(a, b):
         return tuple(jax.lax.max(x, y) for x, y in zip(a, b))
