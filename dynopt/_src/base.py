@@ -181,10 +181,12 @@ def _computed_once(values: tuple) -> tuple:
     removes barriers before fusion). A reduction is not copied into its users,
     so values that come out of one reach each leaf's kernel as a parameter, as
     optax's compiled-in constants do. Each value is the maximum of
-    ``[value, -inf]`` (from ``-inf``): exact for every value, ``-0.0`` and NaN
-    included. The pair is a select, not a stack: XLA splits a reduction of a
-    concatenation or a broadcast back into the scalar arithmetic. A tangent
-    passes through unchanged.
+    ``[value, -inf]`` (from ``-inf``): exact, ``-0.0``, infinities and NaN
+    included; a subnormal comes out as the backend's arithmetic reads it
+    (XLA:CPU reads it as zero, as the products that use it would). The pair
+    is a select, not a stack: XLA splits a reduction of a concatenation or a
+    broadcast back into the scalar arithmetic. A tangent passes through
+    unchanged.
     """
     first = jnp.arange(2) == 0
     lowest = tuple(jnp.array(-jnp.inf, v.dtype) for v in values)
