@@ -203,16 +203,23 @@ def _computed_once_jvp(primals, tangents):
     return _computed_once(*primals), tangents[0]
 
 
+# dtypes with an infinity, whose maximum XLA computes on every backend
+_HELD_DTYPES = tuple(
+    jnp.dtype(t) for t in (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64)
+)
+
+
 class StepScalars:
     """A step's scalar coefficients, each computed and cast once per dtype.
 
     ``StepScalars(name=value, ...).at(dtype)`` is a dict ``name -> value`` cast
     to ``dtype`` (an array works too: its dtype). The first request for a dtype
     casts every value; later requests (while tracing the same step) return the
-    same arrays. Real floating values come out of one reduction that XLA does
-    not copy into the leaves' kernels, so per leaf the program holds what
-    optax's does with compiled-in constants. No value changes: the per-leaf
-    arithmetic sees exactly the scalars it would compute itself.
+    same arrays. Values of the usual floating dtypes (16, 32 and 64 bits) come
+    out of one reduction that XLA does not copy into the leaves' kernels, so
+    per leaf the program holds what optax's does with compiled-in constants
+    (other dtypes are cast only). No value changes: the per-leaf arithmetic
+    sees exactly the scalars it would compute itself.
     """
 
     def __init__(self, **values):
@@ -225,7 +232,7 @@ class StepScalars:
         if dtype not in self._cast:
             names = tuple(self._values)
             cast = tuple(self._values[k].astype(dtype) for k in names)
-            if jnp.issubdtype(dtype, jnp.floating) and names:
+            if dtype in _HELD_DTYPES and names:
                 cast = _computed_once(cast)
             self._cast[dtype] = dict(zip(names, cast))
         return self._cast[dtype]

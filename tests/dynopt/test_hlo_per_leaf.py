@@ -47,7 +47,11 @@ def test_update_has_no_more_hlo_per_leaf_than_optax(name):
 SPECIAL = [0.0, -0.0, 1.0, -2.5, np.inf, -np.inf, np.nan, 1.2e-38, 3.4e38]
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize(
+    "dtype",
+    # held through the reduction; the last two are cast only
+    [jnp.float32, jnp.bfloat16, jnp.float16, jnp.complex64, jnp.float8_e4m3fn],
+)
 def test_step_scalars_are_the_values_bit_for_bit(dtype):
     values = jnp.asarray(SPECIAL, jnp.float32)
 
