@@ -19,10 +19,12 @@ bytes; peak = arguments + outputs + temporaries - aliased). The train steps
 donate parameters and state; the chunk and the scan do not (``genvi.train``
 keeps its input). Growth exponents are least-squares slopes of log(y) on
 log(size). Plus the HLO instructions per leaf of each optimiser's update
-alone, dynopt against optax (slope between two leaf counts).
+alone, dynopt against optax (slope between two leaf counts, see
+:mod:`benchmarks._hlo`).
 
 Run: ``python -m benchmarks.compile_scale`` (about 10 minutes on 2 CPU cores;
-``--quick`` for a smoke test).
+``--quick`` for a smoke test; ``--hlo-per-leaf`` for the per-leaf table alone,
+about a minute).
 """
 
 from __future__ import annotations
@@ -39,21 +41,13 @@ from tqdm import tqdm
 
 import dynopt
 from benchmarks import _common
+from benchmarks._hlo import hlo_instructions, per_leaf_table, print_per_leaf
 from benchmarks.optimizer_speed import OPTIMIZERS  # the same (dynopt, optax) pairs
 from genvi._src.chunk import _compiled_chunk
 
 TRAIN = ("optax_tree", "dynopt_tree", "dynopt_flat")
 LOOPS = ("genvi_train", "plain_scan")
 CONTENDERS = TRAIN + LOOPS
-
-
-def hlo_instructions(compiled) -> int:
-    """Instructions of a compiled program's optimised HLO, fused ones included."""
-    return sum(
-        1
-        for line in compiled.as_text().splitlines()
-        if " = " in line and not line.lstrip().startswith(("HloModule", "//"))
-    )
 
 
 def cost(compiled) -> dict:
@@ -187,28 +181,6 @@ def measure(name: str, leaves: int, size: int, opt: str, chunk: int, repeats: in
     return row
 
 
-def update_instructions(opt: str, leaves: tuple[int, int], size: int = 64) -> dict:
-    """HLO instructions per leaf of the update alone (slope between two counts)."""
-    out = {}
-    for name, make in zip(("dynopt", "optax"), OPTIMIZERS[opt]):
-        counts = []
-        for n in leaves:
-            tx = make()
-            p = make_tree(n, size)
-
-            def step(p, g, s, tx=tx):
-                u, s = tx.update(g, s, p)
-                return optax.apply_updates(p, u), s
-
-            compiled, _ = _compile(jax.jit(step), (p, p, tx.init(p)))
-            counts.append(hlo_instructions(compiled))
-        out[name] = {
-            "instructions": dict(zip(map(str, leaves), counts)),
-            "per_leaf": (counts[1] - counts[0]) / (leaves[1] - leaves[0]),
-        }
-    return out
-
-
 def slope(x, y) -> float:
     """Least-squares slope of log(y) on log(x): the growth exponent."""
     x, y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
@@ -273,7 +245,15 @@ def main(argv=None) -> dict:
     p.add_argument(
         "--repeats", type=int, default=None, help="timed calls, median (quick: 1)"
     )
+    p.add_argument(
+        "--hlo-per-leaf",
+        action="store_true",
+        help="only the HLO instructions per leaf of every optimiser's update "
+        "(at two leaf counts: --leaves, default 100,400)",
+    )
     args = p.parse_args(argv)
+    if args.hlo_per_leaf:
+        return hlo_per_leaf(tuple(_ints(args.leaves or "100,400")))
     if args.leaves is None:
         args.leaves = "2,4" if args.quick else "10,100,500,2000"
     if args.params is None:
@@ -308,8 +288,8 @@ def main(argv=None) -> dict:
     bar.close()
     # the update alone: every optimiser (quick: the one of the sweeps)
     opts = [args.optimizer] if args.quick else list(OPTIMIZERS)
-    small = (2, 4) if args.quick else (50, 100)
-    per_leaf = {o: update_instructions(o, small) for o in opts}
+    small = (2, 4) if args.quick else (100, 400)
+    per_leaf = per_leaf_table({o: OPTIMIZERS[o] for o in opts}, small)
     metrics = {
         "optimizer": args.optimizer,
         "leaf_sweep": sweeps["leaves"],
@@ -328,6 +308,18 @@ def main(argv=None) -> dict:
     _plot(metrics, out)
     print(f"\nwrote {out}")
     return metrics
+
+
+def hlo_per_leaf(leaves: tuple[int, ...]) -> dict:
+    """Prints and returns the per-leaf table of every optimiser pair."""
+    if len(leaves) != 2 or leaves[0] >= leaves[1] or leaves[0] < 1:
+        raise ValueError(
+            "compile_scale: `--hlo-per-leaf` needs two increasing leaf counts "
+            f">= 1 in `--leaves`, got {leaves!r}"
+        )
+    table = per_leaf_table(OPTIMIZERS, leaves)
+    print_per_leaf(table)
+    return table
 
 
 def _loop_vs_scan(rows) -> list:
@@ -397,14 +389,7 @@ def _print_tables(metrics):
             ],
             title="genvi_train / plain_scan",
         )
-    _common.print_table(
-        ["optimizer", "dynopt / leaf", "optax / leaf"],
-        [
-            [o, v["dynopt"]["per_leaf"], v["optax"]["per_leaf"]]
-            for o, v in metrics["update_instructions_per_leaf"].items()
-        ],
-        title="HLO instructions per leaf of the update",
-    )
+    print_per_leaf(metrics["update_instructions_per_leaf"])
 
 
 def _plot(metrics, out):

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .base import Optimizer, check_learning_rate, zeros_like_tree
+from .base import Optimizer, StepScalars, check_learning_rate, zeros_like_tree
 from .discretise import Spec, build
 from .dynamics import Clock, find_first
 from .flows import GradientFlow, SuBoydCandesFlow
@@ -95,16 +95,19 @@ class NesterovConvex(Scheme):
         c_prev = (k - 2) / (k + 1)
         c_k = (k - 1) / (k + 2)
 
+        c = StepScalars(c_prev=c_prev, one_plus_c_k=1 + c_k, s=s)
+
         def delta(g, d):
-            return c_prev.astype(d.dtype) * d - s.astype(d.dtype) * g.astype(d.dtype)
+            k = c.at(d)
+            return k["c_prev"] * d - k["s"] * g.astype(d.dtype)
+
+        def update(dn, d):
+            k = c.at(d)
+            return k["one_plus_c_k"] * dn - k["c_prev"] * d
 
         old = buffers["delta"]
         new_delta = tree_map(delta, grad, old)
-        updates = tree_map(
-            lambda dn, d: (1 + c_k).astype(d.dtype) * dn - c_prev.astype(d.dtype) * d,
-            new_delta,
-            old,
-        )
+        updates = tree_map(update, new_delta, old)
         return updates, {"delta": new_delta}
 
 

@@ -22,6 +22,7 @@ import optax
 from .alias import LR_CLOCK, _check_optional_nonnegative
 from .base import (
     Optimizer,
+    StepScalars,
     check_interval,
     check_learning_rate,
     check_nonnegative,
@@ -161,35 +162,40 @@ class SemiImplicitEuler(Scheme):
         hp = coefficients
         lr, d1, d2 = hp["learning_rate"], hp["b1"], hp["b2"]
         count = optax.safe_increment(count)
-        # optax's order of operations, so that the iterates agree to round-off
-        mu = tree_map(
-            lambda gi, mi: (
-                (1 - d1).astype(mi.dtype) * gi.astype(mi.dtype)
-                + d1.astype(mi.dtype) * mi
-            ),
-            grad,
-            buffers["mu"],
+        c = StepScalars(
+            a1=1 - d1,
+            b1=d1,
+            a2=1 - d2,
+            b2=d2,
+            eps=hp["eps"],
+            eps_root=hp["eps_root"],
+            neg_lr=-lr,
         )
-        nu = tree_map(
-            lambda gi, vi: (
-                (1 - d2).astype(vi.dtype) * jnp.square(gi.astype(vi.dtype))
-                + d2.astype(vi.dtype) * vi
-            ),
-            grad,
-            buffers["nu"],
-        )
-        # 1 - beta^k in the hyperparameters' precision (bf16 would round it to 0)
+        # 1 - beta^k in the hyperparameters' precision (bf16 would round it to
+        # 0). Divisors stay out of StepScalars: XLA turns a division by a
+        # scalar into a product with its reciprocal, or not, depending on the
+        # divisor's producer, and the rounding must stay optax's.
         c1 = 1 - d1**count
         c2 = 1 - d2**count
 
+        # optax's order of operations, so that the iterates agree to round-off
+        def first(gi, mi):
+            s = c.at(mi)
+            return s["a1"] * gi.astype(mi.dtype) + s["b1"] * mi
+
+        def second(gi, vi):
+            s = c.at(vi)
+            return s["a2"] * jnp.square(gi.astype(vi.dtype)) + s["b2"] * vi
+
+        mu = tree_map(first, grad, buffers["mu"])
+        nu = tree_map(second, grad, buffers["nu"])
+
         def step(mi, vi, g):
-            dt = mi.dtype
-            m_hat = mi / c1.astype(dt)
-            v_hat = vi / c2.astype(dt)
-            u = m_hat / (
-                jnp.sqrt(v_hat + hp["eps_root"].astype(dt)) + hp["eps"].astype(dt)
-            )
-            return (-lr).astype(u.dtype) * u  # buffer dtype, as optax
+            s = c.at(mi)
+            m_hat = mi / c1.astype(mi.dtype)
+            v_hat = vi / c2.astype(mi.dtype)
+            u = m_hat / (jnp.sqrt(v_hat + s["eps_root"]) + s["eps"])
+            return s["neg_lr"] * u  # buffer dtype, as optax
 
         return tree_map(step, mu, nu, grad), {"mu": mu, "nu": nu}
 

@@ -171,6 +171,73 @@ def zeros_like_tree(params, dtype=None):
     return jax.tree_util.tree_map(zeros, params)
 
 
+@jax.custom_jvp
+def _computed_once(values: tuple) -> tuple:
+    """Floating scalars, unchanged, as outputs of one reduction.
+
+    XLA copies cheap scalar arithmetic (a negation, ``1 - beta``, a cast) into
+    every kernel that uses its result, so ``L`` leaves would compile ``L``
+    copies of it; ``jax.lax.optimization_barrier`` does not stop this (XLA
+    removes barriers before fusion). A reduction is not copied into its users,
+    so values that come out of one reach each leaf's kernel as a parameter, as
+    optax's compiled-in constants do. Each value is the maximum of
+    ``[value, -inf]`` (from ``-inf``): exact, ``-0.0``, infinities and NaN
+    included; a subnormal comes out as the backend's arithmetic reads it
+    (XLA:CPU reads it as zero, as the products that use it would). The pair
+    is a select, not a stack: XLA splits a reduction of a concatenation or a
+    broadcast back into the scalar arithmetic. A tangent passes through
+    unchanged.
+    """
+    first = jnp.arange(2) == 0
+    lowest = tuple(jnp.array(-jnp.inf, v.dtype) for v in values)
+    pairs = tuple(jnp.where(first, v, lo) for v, lo in zip(values, lowest))
+
+    def larger(a, b):
+        return tuple(jax.lax.max(x, y) for x, y in zip(a, b))
+
+    return tuple(jax.lax.reduce(pairs, lowest, larger, (0,)))
+
+
+@_computed_once.defjvp
+def _computed_once_jvp(primals, tangents):
+    return _computed_once(*primals), tangents[0]
+
+
+# dtypes with an infinity, whose maximum XLA computes on every backend
+_HELD_DTYPES = tuple(
+    jnp.dtype(t) for t in (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64)
+)
+
+
+class StepScalars:
+    """A step's scalar coefficients, each computed and cast once per dtype.
+
+    ``StepScalars(name=value, ...).at(dtype)`` is a dict ``name -> value`` cast
+    to ``dtype`` (an array works too: its dtype). The first request for a dtype
+    casts every value; later requests (while tracing the same step) return the
+    same arrays. Values of the usual floating dtypes (16, 32 and 64 bits) come
+    out of one reduction that XLA does not copy into the leaves' kernels, so
+    per leaf the program holds what optax's does with compiled-in constants
+    (other dtypes are cast only). No value changes: the per-leaf arithmetic
+    sees exactly the scalars it would compute itself.
+    """
+
+    def __init__(self, **values):
+        self._values = {k: jnp.asarray(v) for k, v in values.items()}
+        self._cast: dict = {}
+
+    def at(self, like) -> dict:
+        """The values cast to ``like``'s dtype (``like``: a dtype or an array)."""
+        dtype = jnp.dtype(getattr(like, "dtype", like))
+        if dtype not in self._cast:
+            names = tuple(self._values)
+            cast = tuple(self._values[k].astype(dtype) for k in names)
+            if dtype in _HELD_DTYPES and names:
+                cast = _computed_once(cast)
+            self._cast[dtype] = dict(zip(names, cast))
+        return self._cast[dtype]
+
+
 def _like(old, value):
     """``value`` with the dtype of ``old`` and, for a placed array, its sharding.
 

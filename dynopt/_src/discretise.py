@@ -29,6 +29,7 @@ import optax
 
 from .base import (
     Optimizer,
+    StepScalars,
     as_hyperparam,
     check_learning_rate,
     clock_start,
@@ -136,7 +137,8 @@ def preprocess(updates, params, maximize, hp, fn):
             raise ValueError(
                 f"{fn}: `weight_decay` needs `params` in update(), got params=None"
             )
-        updates = tree_map(lambda g, p: g + wd.astype(g.dtype) * p, updates, params)
+        s = StepScalars(wd=wd)
+        updates = tree_map(lambda g, p: g + s.at(g)["wd"] * p, updates, params)
     return updates
 
 

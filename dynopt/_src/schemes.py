@@ -51,15 +51,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .base import zeros_like_tree
+from .base import StepScalars, zeros_like_tree
 from .flows import GradientFlow, HeavyBallFlow, HessianDampedFlow
 
 tree_map = jax.tree_util.tree_map
 _STARTS = ("zero", "half_step")
-
-
-def _as(c, like):
-    return jnp.asarray(c).astype(like.dtype)
 
 
 class Scheme(eqx.Module):
@@ -126,16 +122,23 @@ def _rk(flow, h, params, buffers, grad, grad_fn, a, b):
     rest = buffers.get("velocity", ())
     y = flow.join(params, rest)
     ks = [flow.drift(y, grad)]
-    for row in a:
+    # h a_ij and h b_j, once per step and dtype
+    named = {f"a{i}_{j}": h * c for i, row in enumerate(a) for j, c in enumerate(row)}
+    s = StepScalars(**named, **{f"b{j}": h * c for j, c in enumerate(b)})
+    for i, row in enumerate(a):
 
-        def stage(y0, *k, row=row):
-            return y0 + sum(_as(h * c, y0) * ki for c, ki in zip(row, k))
+        def stage(y0, *k, i=i, row=row):
+            c = s.at(y0)
+            return y0 + sum(c[f"a{i}_{j}"] * ki for j, ki in enumerate(k))
 
         yi = tree_map(stage, y, *ks[: len(row)])
         ks.append(flow.drift(yi, grad_fn(flow.position(yi))))
-    dy = tree_map(
-        lambda y0, *k: sum(_as(h * c, y0) * ki for c, ki in zip(b, k)), y, *ks
-    )
+
+    def combine(y0, *k):
+        c = s.at(y0)
+        return sum(c[f"b{j}"] * ki for j, ki in enumerate(k))
+
+    dy = tree_map(combine, y, *ks)
     new = {}
     if "velocity" in buffers:
         new["velocity"] = tree_map(jnp.add, rest, flow.rest(dy))
@@ -172,7 +175,8 @@ class ExplicitEuler(Scheme):
     def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
         h = coefficients["h"]
         if isinstance(flow, GradientFlow):  # optax's sgd arithmetic exactly
-            return tree_map(lambda g: (-h).astype(g.dtype) * g, grad), {}
+            s = StepScalars(neg_h=-h)
+            return tree_map(lambda g: s.at(g)["neg_h"] * g, grad), {}
         return _rk(flow, h, params, buffers, grad, grad_fn, (), (1.0,))
 
 
@@ -196,12 +200,13 @@ class Heun(Scheme):
         _need("heun", params, grad_fn)
         h = coefficients["h"]
         if isinstance(flow, GradientFlow):  # the arithmetic of dynopt.heun
+            s = StepScalars(h=h, neg_half_h=-0.5 * h)
             predictor = tree_map(
-                lambda p, g: p - h.astype(p.dtype) * g.astype(p.dtype), params, grad
+                lambda p, g: p - s.at(p)["h"] * g.astype(p.dtype), params, grad
             )
             g2 = grad_fn(predictor)
             delta = tree_map(
-                lambda a, b, p: (-0.5 * h).astype(p.dtype) * (a + b).astype(p.dtype),
+                lambda a, b, p: s.at(p)["neg_half_h"] * (a + b).astype(p.dtype),
                 grad,
                 g2,
                 params,
@@ -247,11 +252,11 @@ class SymplecticEuler(Scheme):
         return 1
 
     def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
-        h = coefficients["h"]
+        s = StepScalars(h=coefficients["h"])
         v = buffers["velocity"]
         _, dv = flow.drift((params, v), grad)
-        v = tree_map(lambda vi, di: vi + _as(h, vi) * di, v, dv)
-        delta = tree_map(lambda vi, g: (_as(h, vi) * vi).astype(g.dtype), v, grad)
+        v = tree_map(lambda vi, di: vi + s.at(vi)["h"] * di, v, dv)
+        delta = tree_map(lambda vi, g: (s.at(vi)["h"] * vi).astype(g.dtype), v, grad)
         return delta, {"velocity": v}
 
 
@@ -290,15 +295,17 @@ class ConformalSymplectic(Scheme):
 
     def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
         h, e = coefficients["h"], coefficients["decay"]
+        s = StepScalars(h=h, half_h=h / 2, decay=e)
         first = count == 0
 
         def kick(q, g):
+            c = s.at(q)
             g = g.astype(q.dtype)
-            p = jnp.where(first, q, _as(e, q) * (q - _as(h / 2, q) * g))
-            return _as(e, q) * p - _as(h / 2, q) * g
+            p = jnp.where(first, q, c["decay"] * (q - c["half_h"] * g))
+            return c["decay"] * p - c["half_h"] * g
 
         q = tree_map(kick, buffers["velocity"], grad)
-        delta = tree_map(lambda qi, g: (_as(h, qi) * qi).astype(g.dtype), q, grad)
+        delta = tree_map(lambda qi, g: (s.at(qi)["h"] * qi).astype(g.dtype), q, grad)
         return delta, {"velocity": q}
 
 
@@ -358,22 +365,25 @@ class Leapfrog(Scheme):
             c_first = (-1.0 if self.lookahead else 1.0) / (1 + b)
         else:
             c_first = jnp.ones_like(b)  # PyTorch: the first step is not dampened
-        c = jnp.where(first, c_first, 1 - d)
         # From the zero start without dampening the gradient's coefficient is 1
         # at every step: optax's ``g + beta m`` exactly.
         plain = self.start == "zero" and "dampening" not in coefficients
+        scalars = {"beta": b, "neg_lr": -lr}
+        if not plain:
+            scalars["c"] = jnp.where(first, c_first, 1 - d)
+        s = StepScalars(**scalars)
 
         def buffer(gi, mi):
-            dt = mi.dtype
-            gi = gi.astype(dt)
+            k = s.at(mi)
+            gi = gi.astype(mi.dtype)
             if plain:
-                return gi + b.astype(dt) * mi
-            return c.astype(dt) * gi + b.astype(dt) * mi
+                return gi + k["beta"] * mi
+            return k["c"] * gi + k["beta"] * mi
 
         new_m = tree_map(buffer, grad, buffers["momentum"])
         if self.lookahead:
             direction = tree_map(
-                lambda gi, mi: gi.astype(mi.dtype) + b.astype(mi.dtype) * mi,
+                lambda gi, mi: gi.astype(mi.dtype) + s.at(mi)["beta"] * mi,
                 grad,
                 new_m,
             )
@@ -381,7 +391,7 @@ class Leapfrog(Scheme):
             direction = new_m
         # The increment stays in the buffer's dtype, as optax's: with bf16
         # parameters and a float32 buffer, apply_updates rounds once.
-        delta = tree_map(lambda u: (-lr).astype(u.dtype) * u, direction)
+        delta = tree_map(lambda u: s.at(u)["neg_lr"] * u, direction)
         return delta, {"momentum": new_m}
 
 
