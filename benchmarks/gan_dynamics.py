@@ -290,7 +290,8 @@ def real_schemes() -> dict:
         "optimistic": dynopt.OptimisticGradient(),
         "alternating_momentum": dynopt.AlternatingMomentum(BETA),
         "consensus": dynopt.ConsensusOptimization(0.1),
-        "su_proximal": dynopt.SuProximal(1.0, n_g=NG),
+        # lambda = 1 breaks the inner steps' limit lambda*h*|P_G H| < 2 on the grid
+        "su_proximal": dynopt.SuProximal(0.25, n_g=NG),
     }
 
 

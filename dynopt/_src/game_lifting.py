@@ -124,7 +124,11 @@ class SchemeOnGame(GameScheme):
     * the consensus term :math:`R_i = \frac{\gamma}{2}|v(z)|^2` on every player
       (``consensus`` = :math:`\gamma`), whose joint gradient is
       :math:`-v + \gamma J^\top v`: the field becomes :math:`(I - \gamma
-      J^\top) v` (Mescheder et al. 2017).
+      J^\top) v` (Mescheder et al. 2017). With a game metric :math:`P`
+      (:meth:`dynopt.Game.precondition`), :math:`v` is the losses' field
+      (:meth:`~dynopt.Game.loss_field`) and the step's field is
+      :math:`P (I - \gamma J^\top) v`, as an RMSProp step on the consensus
+      losses.
 
     With ``turns=None`` the scheme advances all players at once (its buffers
     are pytrees of the whole parameter tuple). With ``turns``, a tuple of
@@ -268,7 +272,7 @@ class SchemeOnGame(GameScheme):
                 lambda p: (
                     0.5
                     * gamma
-                    * _squared_norm(game.field(replace_player(params, i, p)))
+                    * _squared_norm(game.loss_field(replace_player(params, i, p)))
                 )
             )
         if not terms:
@@ -286,11 +290,13 @@ class SchemeOnGame(GameScheme):
         return _neg(game.player_field(i, params, penalty))
 
     def gradient(self, game: Game, params, snapshot=None) -> tuple:
-        r"""The joint gradient :math:`(-v_i + \nabla_{z_i} R_i)_i` at ``params``.
+        r"""The joint gradient :math:`(P_i(-v_i + \nabla_{z_i} R_i))_i` at ``params``.
 
         The consensus term goes through one vector-Jacobian product,
-        :math:`-v + \gamma J^\top v`; ``snapshot`` is the proximal term's
-        anchor (default: the proximal player's ``params``).
+        :math:`P(-v + \gamma J^\top v)` (:math:`P` the game's
+        :meth:`~dynopt.Game.precondition`, the identity by default);
+        ``snapshot`` is the proximal term's anchor (default: the proximal
+        player's ``params``).
         """
         params = tuple(params)
         k = self.proximal_player
@@ -310,9 +316,13 @@ class SchemeOnGame(GameScheme):
             )
         if self.consensus is None:
             return _neg(game.field(params) if field is None else field)
-        v, pullback = jax.vjp(game.field, params)
+        # The consensus term is one of the losses: |v|^2 of the losses' field,
+        # its gradient through the game's metric like theirs.
+        v, pullback = jax.vjp(game.loss_field, params)
         (jtv,) = pullback(v)
-        field = v if field is None else field
+        if field is None:
+            field = tuple(game.precondition(i, vi) for i, vi in enumerate(v))
+        jtv = tuple(game.precondition(i, t) for i, t in enumerate(jtv))
         gamma = self.consensus
         return tree_map(lambda a, b: gamma * b - a, field, jtv)
 

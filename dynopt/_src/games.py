@@ -83,13 +83,27 @@ class Game(eqx.Module):
         r""":math:`\nabla_{z_i} L_i(z)` (a pytree like ``params[i]``)."""
         return jax.grad(self.player_loss(i, params))(params[i])
 
+    def precondition(self, i: int, tree):
+        r"""Player ``i``'s metric :math:`P_i` applied to a gradient-like ``tree``.
+
+        The identity here; a subclass may scale the players' gradients (e.g. a
+        diagonal RMS preconditioner). :meth:`player_field` and the schemes'
+        added terms (consensus) go through it.
+        """
+        return tree
+
     def player_field(self, i: int, params: tuple, penalty=None):
-        r"""Player ``i``'s part of the field, :math:`-\nabla_{z_i}(L_i + R)(z)`.
+        r"""Player ``i``'s part of the field, :math:`-P_i\nabla_{z_i}(L_i + R)(z)`.
 
         ``penalty`` is an optional extra term :math:`R(z_i)` of that player's
-        loss (e.g. Su's proximal term); subclasses may change the metric here
-        (e.g. a diagonal preconditioner), and every scheme goes through it.
+        loss (e.g. Su's proximal term); :math:`P_i` is :meth:`precondition`
+        (the identity unless a subclass sets a metric), and every scheme goes
+        through it.
         """
+        return self.precondition(i, self.loss_player_field(i, params, penalty))
+
+    def loss_player_field(self, i: int, params: tuple, penalty=None):
+        r""":math:`-\nabla_{z_i}(L_i + R)(z)`, the field before the metric."""
         params = tuple(params)
         loss = self.player_loss(i, params)
         if penalty is not None:
@@ -98,9 +112,17 @@ class Game(eqx.Module):
         return tree_map(jnp.negative, jax.grad(loss)(params[i]))
 
     def field(self, params: tuple) -> tuple:
-        r"""The vector field :math:`v(z) = (-\nabla_{z_i} L_i(z))_i`."""
+        r"""The vector field :math:`v(z) = (-P_i\nabla_{z_i} L_i(z))_i`."""
         params = tuple(params)
         return tuple(self.player_field(i, params) for i in range(self.num_players))
+
+    def loss_field(self, params: tuple) -> tuple:
+        r"""The losses' field :math:`(-\nabla_{z_i} L_i(z))_i`, without the metric.
+
+        Equal to :meth:`field` unless a subclass sets :meth:`precondition`.
+        """
+        params = tuple(params)
+        return tuple(self.loss_player_field(i, params) for i in range(self.num_players))
 
     def distance(self, p, p_old):
         """The generator-side distance (see ``generator_distance``)."""

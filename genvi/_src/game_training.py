@@ -213,13 +213,17 @@ def _unit_scale(params):
 
 
 class _PreconditionedGame(Game):
-    """A game whose field is ``-P_i grad_i L_i``, ``P`` a fixed diagonal metric."""
+    """A game whose field is ``-P_i grad_i L_i``, ``P`` a fixed diagonal metric.
+
+    Added terms of a scheme are terms of the losses: consensus penalises the
+    losses' field :math:`|v|^2` (not :math:`|Pv|^2`), and its gradient goes
+    through :math:`P` like the losses' (RMSProp on the consensus gradient).
+    """
 
     scale: tuple = ()
 
-    def player_field(self, i, params, penalty=None):
-        v = super().player_field(i, params, penalty)
-        return jax.tree.map(jnp.multiply, v, self.scale[i])
+    def precondition(self, i, tree):
+        return jax.tree.map(jnp.multiply, tree, self.scale[i])
 
 
 def placeholder_optimizers(uses_game: bool, g_optimizer, d_optimizer):

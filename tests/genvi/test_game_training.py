@@ -120,3 +120,37 @@ def test_a_gan_trains_with_game_schemes_and_records_its_trajectory(scheme):
 def test_bad_game_arguments(kwargs, error, match):
     with pytest.raises(error, match=match + "$"):
         _gan(**kwargs)
+
+
+@pytest.mark.parametrize("joint", [True, False], ids=["joint", "turns"])
+def test_consensus_step_of_the_rms_metric_game_is_rmsprop_on_consensus_losses(
+    x64, joint
+):
+    # The bilinear game L_0 = x'Ay = -L_1 has v = (-Ay, A'x) and
+    # J'v = (AA'x, A'Ay): consensus (Mescheder et al.) under the metric P is
+    # z + h P (v - gamma J'v), the consensus term being |v|^2 of the losses'
+    # field (RMSProp on the consensus losses), not |Pv|^2.
+    from genvi._src.game_training import _PreconditionedGame
+
+    rng = np.random.default_rng(0)
+    a, x, y = rng.normal(size=(3, 2)), rng.normal(size=3), rng.normal(size=2)
+    px, py, h, gamma = 40.0, 0.25, 0.01, 0.3
+    game = _PreconditionedGame(
+        losses=(lambda z: z[0] @ a @ z[1], lambda z: -(z[0] @ a @ z[1])),
+        scale=(np.float64(px), np.float64(py)),
+    )
+    if joint:
+        scheme = dynopt.ConsensusOptimization(gamma)
+        x_new = x + h * px * (-a @ y - gamma * a @ a.T @ x)
+        y_new = y + h * py * (a.T @ x - gamma * a.T @ a @ y)
+    else:  # discriminator (player 1) first, then the generator
+        scheme = dynopt.SchemeOnGame(
+            dynopt.ExplicitEuler(), turns=((1, 1), (0, 1)), consensus=gamma
+        )
+        y_new = y + h * py * (a.T @ x - gamma * a.T @ a @ y)
+        x_new = x + h * px * (-a @ y_new - gamma * a @ a.T @ x)
+    z = (jax.numpy.asarray(x), jax.numpy.asarray(y))
+    out = jax.jit(lambda s: scheme.step(game, s, h))(scheme.init(game, z))
+    assert out.params[0].dtype == np.float64
+    np.testing.assert_allclose(out.params[0], x_new, rtol=1e-12)
+    np.testing.assert_allclose(out.params[1], y_new, rtol=1e-12)
