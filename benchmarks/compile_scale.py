@@ -136,6 +136,7 @@ def measure(name: str, leaves: int, size: int, opt: str, chunk: int, repeats: in
     ours, theirs = OPTIMIZERS[opt]
     tree = make_tree(leaves, size)
     tx = theirs() if name == "optax_tree" else ours()
+    extra = 0  # HLO instructions of a second program (genvi_train's state check)
     if name in TRAIN:
         params = dynopt.flatten(tree) if name == "dynopt_flat" else tree
         holder = [params, tx.init(params)]
@@ -152,7 +153,7 @@ def measure(name: str, leaves: int, size: int, opt: str, chunk: int, repeats: in
         step = state_step(tx)
         state = (tree, tx.init(tree), jnp.asarray(0, jnp.int32))
         n = jnp.asarray(chunk, jnp.int32)
-        check, extra = None, 0
+        check = None
         if name == "genvi_train":
             built = _compiled_chunk.__wrapped__(step, "stop", False, chunk)
             compiled, compile_s = _compile(built.loop, (state, None, n))
