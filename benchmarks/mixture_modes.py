@@ -412,6 +412,13 @@ def main(argv=None) -> dict:
     return metrics
 
 
+def _label_reg(label: str, default: float) -> float:
+    """The regulariser weight a row's label names ("... lambda=1 + EMA")."""
+    if "lambda=" not in label:
+        return default
+    return float(label.split("lambda=")[1].split()[0])
+
+
 def _plot(results, args, datasets):
     plt = _common.plt()
     panels = []
@@ -425,9 +432,7 @@ def _plot(results, args, datasets):
     axes = np.asarray(axes).reshape(len(datasets), cols)
     for j, (label, r) in enumerate(panels):
         which = "ema" if "EMA" in label else "raw"
-        reg = r["regs"][0]
-        if "lambda=" in label:
-            reg = float(label.split("lambda=")[1])
+        reg = _label_reg(label, r["regs"][0])
         for i, d in enumerate(datasets):
             idx = [k for k, g in enumerate(r["grid"]) if g == (d, reg, 0)][0]
             x = r["samples"][which][idx]
@@ -451,9 +456,7 @@ def _plot(results, args, datasets):
         steps = (np.arange(len(r["curves"]["raw"])) + 1) * r["chunk"] * r["n_g"]
         for label, _ in rows_from(r, datasets, args.seeds):
             which = "ema" if "EMA" in label else "raw"
-            reg = (
-                float(label.split("lambda=")[1]) if "lambda=" in label else r["regs"][0]
-            )
+            reg = _label_reg(label, r["regs"][0])
             for i, d in enumerate(datasets):
                 sel = [k for k, g in enumerate(r["grid"]) if g[:2] == (d, reg)]
                 for row, key in enumerate(keys):

@@ -24,6 +24,8 @@ def test_quick_run_writes_outputs(tmp_path):
         "AAE (decoded prior samples)",
         "PacGAN4 + VI reg, n_d=n_g=5, lambda=0",
         "PacGAN4 + VI reg, n_d=n_g=5, lambda=10",
+        "PacGAN4 + VI reg, n_d=n_g=5, lambda=0 + EMA",
+        "PacGAN4 + VI reg, n_d=n_g=5, lambda=10 + EMA",
     }
     # The n_g = 1 runs with and without the regulariser are bit-identical.
     assert metrics["ng1_bit_identical"] is True
