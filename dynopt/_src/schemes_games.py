@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from .base import check_choice, check_count, zeros_like_tree
+from .base import StepScalars, check_choice, check_count, zeros_like_tree
 from .flows import GradientFlow, HeavyBallFlow
 from .schemes import Scheme, _need, _rk
 
@@ -64,12 +64,13 @@ class Korpelevich(Scheme):
     def step(self, flow, coefficients, params, buffers, grad, grad_fn, count):
         _need("extragradient", params, grad_fn)
         h = coefficients["h"]
-        if isinstance(flow, GradientFlow):
+        if isinstance(flow, GradientFlow):  # Heun's predictor, then one step
+            s = StepScalars(h=h, neg_h=-h)
             look = tree_map(
-                lambda p, g: p - h.astype(p.dtype) * g.astype(p.dtype), params, grad
+                lambda p, g: p - s.at(p)["h"] * g.astype(p.dtype), params, grad
             )
             delta = tree_map(
-                lambda g, g0: (-h).astype(g0.dtype) * g.astype(g0.dtype),
+                lambda g, g0: s.at(g0)["neg_h"] * g.astype(g0.dtype),
                 grad_fn(look),
                 grad,
             )
