@@ -115,10 +115,16 @@ def plain_scan(step, length: int):
     return jax.jit(run)
 
 
-def _compile(fn, args) -> tuple:
-    start = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    return compiled, time.perf_counter() - start
+def _compile(fn, args, repeats: int = 1) -> tuple:
+    """Traces and compiles ``fn`` ``repeats`` times; the median seconds."""
+    times = []
+    for i in range(repeats):
+        if i:
+            jax.clear_caches()  # trace and compile again, as the first time
+        start = time.perf_counter()
+        compiled = fn.lower(*args).compile()
+        times.append(time.perf_counter() - start)
+    return compiled, float(np.median(times)), times
 
 
 def _time(call, repeats: int) -> float:
@@ -131,7 +137,15 @@ def _time(call, repeats: int) -> float:
     return float(np.median(samples))
 
 
-def measure(name: str, leaves: int, size: int, opt: str, chunk: int, repeats: int):
+def measure(
+    name: str,
+    leaves: int,
+    size: int,
+    opt: str,
+    chunk: int,
+    repeats: int,
+    compile_repeats: int = 1,
+):
     """Compiles and times contender ``name`` on ``leaves`` leaves of ``size``."""
     ours, theirs = OPTIMIZERS[opt]
     tree = make_tree(leaves, size)
@@ -141,7 +155,9 @@ def measure(name: str, leaves: int, size: int, opt: str, chunk: int, repeats: in
         holder = [params, tx.init(params)]
         fn = jax.jit(train_step(tx, name == "dynopt_flat"), donate_argnums=(0, 2))
         scale = jnp.float32(1.0)
-        compiled, compile_s = _compile(fn, (holder[0], scale, holder[1]))
+        compiled, compile_s, compile_all = _compile(
+            fn, (holder[0], scale, holder[1]), compile_repeats
+        )
 
         def call():
             holder[0], holder[1] = compiled(holder[0], scale, holder[1])
@@ -155,9 +171,13 @@ def measure(name: str, leaves: int, size: int, opt: str, chunk: int, repeats: in
         if name == "genvi_train":
             # the program every chunk runs: its loop and the state check after it
             built = _compiled_chunk.__wrapped__(step, "stop", False, chunk)
-            compiled, compile_s = _compile(built.loop, (state, None, n))
+            compiled, compile_s, compile_all = _compile(
+                built.loop, (state, None, n), compile_repeats
+            )
         else:
-            compiled, compile_s = _compile(plain_scan(step, chunk), (state, None, n))
+            compiled, compile_s, compile_all = _compile(
+                plain_scan(step, chunk), (state, None, n), compile_repeats
+            )
 
         def call():
             return compiled(state, None, n)
@@ -168,6 +188,7 @@ def measure(name: str, leaves: int, size: int, opt: str, chunk: int, repeats: in
         "leaves": leaves,
         "params": leaves * size,
         "compile_s": compile_s,
+        "compile_s_all": compile_all,
         "hlo_instructions": hlo_instructions(compiled),
         **memory(compiled),
         **cost(compiled),
@@ -241,6 +262,12 @@ def main(argv=None) -> dict:
         "--repeats", type=int, default=None, help="timed calls, median (quick: 1)"
     )
     p.add_argument(
+        "--compile-repeats",
+        type=int,
+        default=1,
+        help="compilations per program (traced afresh), median",
+    )
+    p.add_argument(
         "--hlo-per-leaf",
         action="store_true",
         help="only the HLO instructions per leaf of every optimiser's update "
@@ -255,6 +282,11 @@ def main(argv=None) -> dict:
         args.params = "1e3,2e3" if args.quick else "1e4,1e5,1e6,1e7"
     args.chunk = args.chunk or (2 if args.quick else 10)
     args.repeats = args.repeats or (1 if args.quick else 5)
+    if args.compile_repeats < 1:
+        raise ValueError(
+            "compile_scale: `--compile-repeats` must be >= 1, got "
+            f"{args.compile_repeats}"
+        )
     names = [c.strip() for c in args.contenders.split(",") if c.strip()]
     for c in names:
         if c not in CONTENDERS:
@@ -271,7 +303,15 @@ def main(argv=None) -> dict:
     bar = tqdm(total=len(jobs), desc="programs", disable=not sys.stderr.isatty())
     sweeps: dict = {"leaves": [], "params": []}
     for sweep, name, leaves, size in jobs:
-        row = measure(name, leaves, size, args.optimizer, args.chunk, args.repeats)
+        row = measure(
+            name,
+            leaves,
+            size,
+            args.optimizer,
+            args.chunk,
+            args.repeats,
+            args.compile_repeats,
+        )
         sweeps[sweep].append(row)
         print(
             f"{sweep:6s} {name:12s} leaves={leaves:<5d} params={leaves * size:<9d} "

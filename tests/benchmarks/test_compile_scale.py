@@ -1,6 +1,7 @@
 """Smoke test of benchmarks/compile_scale.py."""
 
 import numpy as np
+import pytest
 
 from benchmarks import compile_scale
 from tests.benchmarks._smoke import run_quick
@@ -28,3 +29,16 @@ def test_slope_is_the_growth_exponent():
     x = np.array([10.0, 100.0, 1000.0])
     assert np.isclose(compile_scale.slope(x, 3 * x**2), 2.0)
     assert np.isclose(compile_scale.slope(x, 5 * x), 1.0)
+
+
+def test_compile_repeats_record_every_compilation_and_the_median():
+    row = compile_scale.measure("optax_tree", 2, 4, "sgd", 2, 1, compile_repeats=3)
+    assert len(row["compile_s_all"]) == 3
+    assert row["compile_s"] == np.median(row["compile_s_all"])
+
+
+def test_compile_repeats_below_one_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="compile-repeats"):
+        compile_scale.main(
+            ["--quick", "--compile-repeats", "0", "--out", str(tmp_path)]
+        )
