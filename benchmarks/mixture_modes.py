@@ -4,6 +4,7 @@ samples, high quality within 3 std, reverse KL of the mode histogram)?"""
 
 from __future__ import annotations
 
+import argparse
 import functools
 import math
 import sys
@@ -136,7 +137,7 @@ def specs(args) -> list[dict]:
     if "gan_vi" in m:
         # n_d = n_g = 5: the same numbers of discriminator and generator updates
         # as every other method (n_d = n_g = 1), in phases of 5.
-        regs = [0.0, *args.reg_weights]
+        regs = [0.0] * args.reg_baseline + list(args.reg_weights)
         out.append(dict(name="gan_vi5", kind="gan", n_d=5, n_g=5, reg=regs))
     for variant in ("derived", "minimax"):
         if f"ali_{variant}" in m:
@@ -149,7 +150,7 @@ def specs(args) -> list[dict]:
     if "gan_r1" in m:
         out.append(dict(name="gan_r1", kind="gan", r1_weight=args.r1_weight))
     if "pacgan4_vi" in m:
-        regs = [0.0, *args.reg_weights]
+        regs = [0.0] * args.reg_baseline + list(args.reg_weights)
         out.append(
             dict(name="pacgan4_vi", kind="gan", pack_size=4, n_d=5, n_g=5, reg=regs)
         )
@@ -331,6 +332,12 @@ def main(argv=None) -> dict:
         nargs="+",
         default=[0.1, 1.0, 10.0, 100.0, 1000.0],
         help="VI regulariser sweep (default: 0.1 1 10 100 1000)",
+    )
+    p.add_argument(
+        "--reg-baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train lambda = 0 in the n_d = n_g = 5 programs (default: on)",
     )
     p.add_argument(
         "--methods",

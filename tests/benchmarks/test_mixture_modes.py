@@ -33,3 +33,23 @@ def test_quick_run_writes_outputs(tmp_path):
         for d in ("ring", "grid"):
             assert len(entry[d]["modes"]) == 2  # one value per seed
             assert all(0 <= m <= 25 for m in entry[d]["modes"])
+
+
+def test_reg_baseline_adds_lambda_zero_to_the_phase_programs():
+    import argparse
+
+    from benchmarks.mixture_modes import specs
+
+    def regs(baseline):
+        args = argparse.Namespace(
+            methods=["gan_vi", "pacgan4_vi"],
+            reg_weights=[1.0, 3.0],
+            reg_baseline=baseline,
+            r1_weight=0.1,
+        )
+        return {s["name"]: s.get("reg") for s in specs(args)}
+
+    assert regs(True)["pacgan4_vi"] == [0.0, 1.0, 3.0]
+    assert regs(True)["gan_vi5"] == [0.0, 1.0, 3.0]
+    assert regs(False)["pacgan4_vi"] == [1.0, 3.0]
+    assert regs(False)["gan_vi5"] == [1.0, 3.0]
