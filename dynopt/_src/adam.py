@@ -162,6 +162,10 @@ class SemiImplicitEuler(Scheme):
         hp = coefficients
         lr, d1, d2 = hp["learning_rate"], hp["b1"], hp["b2"]
         count = optax.safe_increment(count)
+        # 1 - beta^k in the hyperparameters' precision (bf16 would round it to
+        # 0), then cast once per dtype like every other scalar: XLA would
+        # otherwise recompute `1 - beta^k` inside every leaf's kernel. The
+        # per-leaf arithmetic (a division by the cast value) is optax's.
         c = StepScalars(
             a1=1 - d1,
             b1=d1,
@@ -170,13 +174,9 @@ class SemiImplicitEuler(Scheme):
             eps=hp["eps"],
             eps_root=hp["eps_root"],
             neg_lr=-lr,
+            c1=1 - d1**count,
+            c2=1 - d2**count,
         )
-        # 1 - beta^k in the hyperparameters' precision (bf16 would round it to
-        # 0). Divisors stay out of StepScalars: XLA turns a division by a
-        # scalar into a product with its reciprocal, or not, depending on the
-        # divisor's producer, and the rounding must stay optax's.
-        c1 = 1 - d1**count
-        c2 = 1 - d2**count
 
         # optax's order of operations, so that the iterates agree to round-off
         def first(gi, mi):
@@ -192,8 +192,8 @@ class SemiImplicitEuler(Scheme):
 
         def step(mi, vi, g):
             s = c.at(mi)
-            m_hat = mi / c1.astype(mi.dtype)
-            v_hat = vi / c2.astype(mi.dtype)
+            m_hat = mi / s["c1"]
+            v_hat = vi / s["c2"]
             u = m_hat / (jnp.sqrt(v_hat + s["eps_root"]) + s["eps"])
             return s["neg_lr"] * u  # buffer dtype, as optax
 

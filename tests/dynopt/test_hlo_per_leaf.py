@@ -19,22 +19,8 @@ from dynopt._src.base import StepScalars
 
 LEAVES = (20, 60)
 
-# eps_root is a state leaf (it can be set without recompiling), so
-# sqrt(v_hat + eps_root) keeps its add, and the scalar's parameter and
-# broadcast, in every leaf's kernel; optax compiles eps_root=0.0 in and XLA
-# drops the add. Measured (20 and 60 leaves, jax 0.10.2 on CPU): dynopt 47,
-# optax 44 instructions per leaf.
-EPS_ROOT = pytest.mark.xfail(
-    strict=True,
-    reason="adam: 47 vs 44 HLO instructions per leaf: the add of the state leaf "
-    "eps_root, which optax compiles in as 0.0 and XLA removes",
-)
 
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=EPS_ROOT) if n == "adam" else n for n in OPTIMIZERS],
-)
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_update_has_no_more_hlo_per_leaf_than_optax(name):
     ours, theirs = (per_leaf(make, LEAVES) for make in OPTIMIZERS[name])
     assert ours["hlo_per_leaf"] <= theirs["hlo_per_leaf"], (
