@@ -30,8 +30,10 @@ about a minute).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -137,6 +139,48 @@ def _time(call, repeats: int) -> float:
     return float(np.median(samples))
 
 
+def _program(name: str, leaves: int, size: int, opt: str, chunk: int) -> tuple:
+    """Contender ``name``'s jitted program, its arguments and steps per call."""
+    ours, theirs = OPTIMIZERS[opt]
+    tree = make_tree(leaves, size)
+    tx = theirs() if name == "optax_tree" else ours()
+    if name in TRAIN:
+        params = dynopt.flatten(tree) if name == "dynopt_flat" else tree
+        fn = jax.jit(train_step(tx, name == "dynopt_flat"), donate_argnums=(0, 2))
+        return fn, (params, jnp.float32(1.0), tx.init(params)), 1
+    step = state_step(tx)
+    state = (tree, tx.init(tree), jnp.asarray(0, jnp.int32))
+    n = jnp.asarray(chunk, jnp.int32)
+    if name == "genvi_train":
+        # the program every chunk runs: its loop and the state check after it
+        fn = _compiled_chunk.__wrapped__(step, "stop", False, chunk).loop
+    else:
+        fn = plain_scan(step, chunk)
+    return fn, (state, None, n), chunk
+
+
+def _fresh_compile_s(name: str, leaves: int, size: int, opt: str, chunk: int):
+    """Seconds to trace and compile ``name`` (run in a fresh process)."""
+    fn, args, _ = _program(name, leaves, size, opt, chunk)
+    return _compile(fn, args)[1]
+
+
+def fresh_compile_times(name, leaves, size, opt, chunk, repeats: int) -> list:
+    """Compile times of ``repeats`` fresh Python processes, one compilation each.
+
+    A process that has compiled large programs before compiles the next ones
+    more slowly (its allocator's state), which favours whichever contender is
+    measured first; a fresh process per compilation removes that order effect.
+    """
+    context = multiprocessing.get_context("spawn")
+    times = []
+    for _ in range(repeats):
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            args = (name, leaves, size, opt, chunk)
+            times.append(pool.submit(_fresh_compile_s, *args).result())
+    return times
+
+
 def measure(
     name: str,
     leaves: int,
@@ -145,44 +189,31 @@ def measure(
     chunk: int,
     repeats: int,
     compile_repeats: int = 1,
+    fresh: bool = False,
 ):
-    """Compiles and times contender ``name`` on ``leaves`` leaves of ``size``."""
-    ours, theirs = OPTIMIZERS[opt]
-    tree = make_tree(leaves, size)
-    tx = theirs() if name == "optax_tree" else ours()
-    if name in TRAIN:
-        params = dynopt.flatten(tree) if name == "dynopt_flat" else tree
-        holder = [params, tx.init(params)]
-        fn = jax.jit(train_step(tx, name == "dynopt_flat"), donate_argnums=(0, 2))
-        scale = jnp.float32(1.0)
-        compiled, compile_s, compile_all = _compile(
-            fn, (holder[0], scale, holder[1]), compile_repeats
+    """Compiles and times contender ``name`` on ``leaves`` leaves of ``size``.
+
+    With ``fresh`` the compile time is the median of ``compile_repeats`` fresh
+    processes (:func:`fresh_compile_times`); otherwise of as many compilations
+    in this process.
+    """
+    fn, args, per_call = _program(name, leaves, size, opt, chunk)
+    compiled, compile_s, compile_all = _compile(
+        fn, args, 1 if fresh else compile_repeats
+    )
+    if fresh:
+        compile_all = fresh_compile_times(
+            name, leaves, size, opt, chunk, compile_repeats
         )
+        compile_s = float(np.median(compile_all))
+    held = list(args)
 
-        def call():
-            holder[0], holder[1] = compiled(holder[0], scale, holder[1])
-            return holder
+    def call():
+        out = compiled(*held)
+        if name in TRAIN:  # parameters and state donated: carry them on
+            held[0], held[2] = out
+        return out
 
-        per_call = 1
-    else:
-        step = state_step(tx)
-        state = (tree, tx.init(tree), jnp.asarray(0, jnp.int32))
-        n = jnp.asarray(chunk, jnp.int32)
-        if name == "genvi_train":
-            # the program every chunk runs: its loop and the state check after it
-            built = _compiled_chunk.__wrapped__(step, "stop", False, chunk)
-            compiled, compile_s, compile_all = _compile(
-                built.loop, (state, None, n), compile_repeats
-            )
-        else:
-            compiled, compile_s, compile_all = _compile(
-                plain_scan(step, chunk), (state, None, n), compile_repeats
-            )
-
-        def call():
-            return compiled(state, None, n)
-
-        per_call = chunk
     row = {
         "contender": name,
         "leaves": leaves,
@@ -268,6 +299,12 @@ def main(argv=None) -> dict:
         help="compilations per program (traced afresh), median",
     )
     p.add_argument(
+        "--fresh-compiles",
+        action="store_true",
+        help="time each compilation in a fresh process (no order effect "
+        "between contenders)",
+    )
+    p.add_argument(
         "--hlo-per-leaf",
         action="store_true",
         help="only the HLO instructions per leaf of every optimiser's update "
@@ -311,6 +348,7 @@ def main(argv=None) -> dict:
             args.chunk,
             args.repeats,
             args.compile_repeats,
+            args.fresh_compiles,
         )
         sweeps[sweep].append(row)
         print(

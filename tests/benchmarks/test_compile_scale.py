@@ -42,3 +42,11 @@ def test_compile_repeats_below_one_are_refused(tmp_path):
         compile_scale.main(
             ["--quick", "--compile-repeats", "0", "--out", str(tmp_path)]
         )
+
+
+def test_fresh_compiles_time_each_compilation_in_a_new_process():
+    row = compile_scale.measure(
+        "dynopt_tree", 2, 4, "sgd", 2, 1, compile_repeats=1, fresh=True
+    )
+    assert len(row["compile_s_all"]) == 1 and row["compile_s"] > 0
+    assert row["hlo_instructions"] > 0
