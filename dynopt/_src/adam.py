@@ -180,7 +180,7 @@ class SemiImplicitEuler(Scheme):
             b2=d2,
             scale=-lr * root_c2 / c1,
             root=hp["eps_root"] * c2,
-            eps=hp["eps"] * root_c2,
+            eps_hat=hp["eps"] * root_c2,
         )
 
         def first(gi, mi):
@@ -196,7 +196,7 @@ class SemiImplicitEuler(Scheme):
 
         def step(mi, vi, g):
             s = c.at(mi)
-            u = mi / (jnp.sqrt(vi + s["root"]) + s["eps"])
+            u = mi / (jnp.sqrt(vi + s["root"]) + s["eps_hat"])
             return s["scale"] * u  # buffer dtype, as optax
 
         return tree_map(step, mu, nu, grad), {"mu": mu, "nu": nu}
