@@ -11,7 +11,10 @@ train step (gradient of an elementwise loss + optimiser update):
 * ``genvi_train``: ``--chunk`` steps of :func:`genvi.train`'s compiled chunk
   (its loop, which checks each step's metrics, and the finite check of the
   state after it) on a state (parameters, optimiser state, step count);
-* ``plain_scan``: a plain ``lax.scan`` of the same step and state.
+* ``plain_scan``: a plain ``lax.scan`` of the same step and state;
+* ``dynopt_tree_const`` (not run unless named in ``--contenders``): dynopt's
+  optimiser on the pytree with its hyperparameters compiled in as constants,
+  a measurement only: what reading them from the state costs at compile time.
 
 For each: compile time (``lower`` + ``compile``), the instruction count of the
 optimised HLO, the median step time, and XLA's memory analysis (temporary
@@ -21,6 +24,11 @@ keeps its input). Growth exponents are least-squares slopes of log(y) on
 log(size). Plus the HLO instructions per leaf of each optimiser's update
 alone, dynopt against optax (slope between two leaf counts, see
 :mod:`benchmarks._hlo`).
+
+With ``--fresh-compiles`` every compilation runs in a fresh process, in
+rounds (each round compiles every program once, in turn), and each train step's
+compile time over optax's in the same round gives a paired ratio
+(``compile_vs_optax``: median, min and max over the rounds).
 
 Run: ``python -m benchmarks.compile_scale`` (about 10 minutes on 2 CPU cores;
 ``--quick`` for a smoke test; ``--hlo-per-leaf`` for the per-leaf table alone,
@@ -49,7 +57,10 @@ from genvi._src.chunk import _compiled_chunk
 
 TRAIN = ("optax_tree", "dynopt_tree", "dynopt_flat")
 LOOPS = ("genvi_train", "plain_scan")
-CONTENDERS = TRAIN + LOOPS
+CONTENDERS = TRAIN + LOOPS  # the default run
+# measurement only, run when named: the hyperparameters compiled in
+OPTIONAL = ("dynopt_tree_const",)
+ALL = CONTENDERS + OPTIONAL
 
 
 def cost(compiled) -> dict:
@@ -85,12 +96,21 @@ def tree_loss(tree):
     return sum(jnp.sum(jnp.tanh(w) ** 2) for w in jax.tree_util.tree_leaves(tree))
 
 
-def train_step(tx, flat: bool):
-    """``step(params, scale, opt_state) -> (params, opt_state)``."""
+def train_step(tx, flat: bool, constants: dict | None = None):
+    """``step(params, scale, opt_state) -> (params, opt_state)``.
+
+    With ``constants`` (a dynopt state's hyperparameters as numpy values) the
+    update reads those compiled-in constants instead of the state's arrays (the
+    state passes its own through unchanged): the ``dynopt_tree_const`` program.
+    """
 
     def step(p, scale, s):
         g = jax.grad(lambda q: scale * tree_loss(q.tree() if flat else q))(p)
-        u, s = tx.update(g, s, p)
+        if constants is None:
+            u, s = tx.update(g, s, p)
+        else:
+            u, new = tx.update(g, s._replace(hyperparams=dict(constants)), p)
+            s = new._replace(hyperparams=s.hyperparams)
         return optax.apply_updates(p, u), s
 
     return step
@@ -144,10 +164,15 @@ def _program(name: str, leaves: int, size: int, opt: str, chunk: int) -> tuple:
     ours, theirs = OPTIMIZERS[opt]
     tree = make_tree(leaves, size)
     tx = theirs() if name == "optax_tree" else ours()
-    if name in TRAIN:
+    if name in TRAIN + OPTIONAL:
         params = dynopt.flatten(tree) if name == "dynopt_flat" else tree
-        fn = jax.jit(train_step(tx, name == "dynopt_flat"), donate_argnums=(0, 2))
-        return fn, (params, jnp.float32(1.0), tx.init(params)), 1
+        state = tx.init(params)
+        constants = None
+        if name == "dynopt_tree_const":
+            constants = {k: np.asarray(v) for k, v in state.hyperparams.items()}
+        step = train_step(tx, name == "dynopt_flat", constants)
+        fn = jax.jit(step, donate_argnums=(0, 2))
+        return fn, (params, jnp.float32(1.0), state), 1
     step = state_step(tx)
     state = (tree, tx.init(tree), jnp.asarray(0, jnp.int32))
     n = jnp.asarray(chunk, jnp.int32)
@@ -190,19 +215,21 @@ def measure(
     repeats: int,
     compile_repeats: int = 1,
     fresh: bool = False,
+    compile_times: list | None = None,
 ):
     """Compiles and times contender ``name`` on ``leaves`` leaves of ``size``.
 
     With ``fresh`` the compile time is the median of ``compile_repeats`` fresh
-    processes (:func:`fresh_compile_times`); otherwise of as many compilations
-    in this process.
+    processes (:func:`fresh_compile_times`), or of ``compile_times`` when those
+    were measured already (:func:`main` measures them in rounds); otherwise of
+    ``compile_repeats`` compilations in this process.
     """
     fn, args, per_call = _program(name, leaves, size, opt, chunk)
     compiled, compile_s, compile_all = _compile(
         fn, args, 1 if fresh else compile_repeats
     )
     if fresh:
-        compile_all = fresh_compile_times(
+        compile_all = compile_times or fresh_compile_times(
             name, leaves, size, opt, chunk, compile_repeats
         )
         compile_s = float(np.median(compile_all))
@@ -210,7 +237,7 @@ def measure(
 
     def call():
         out = compiled(*held)
-        if name in TRAIN:  # parameters and state donated: carry them on
+        if name in TRAIN + OPTIONAL:  # parameters and state donated: carry on
             held[0], held[2] = out
         return out
 
@@ -236,7 +263,7 @@ def slope(x, y) -> float:
 
 def exponents(rows, x: str, keys) -> dict:
     out = {}
-    for name in CONTENDERS:
+    for name in ALL:
         sub = [r for r in rows if r["contender"] == name]
         if sub:
             out[name] = {
@@ -326,9 +353,9 @@ def main(argv=None) -> dict:
         )
     names = [c.strip() for c in args.contenders.split(",") if c.strip()]
     for c in names:
-        if c not in CONTENDERS:
+        if c not in ALL:
             raise ValueError(
-                f"compile_scale: `--contenders` must name {list(CONTENDERS)}, got {c!r}"
+                f"compile_scale: `--contenders` must name {list(ALL)}, got {c!r}"
             )
     leaf_counts, param_counts = _ints(args.leaves), _ints(args.params)
     jobs = [("leaves", c, n, args.leaf_params) for n in leaf_counts for c in names]
@@ -337,9 +364,11 @@ def main(argv=None) -> dict:
         for n in param_counts
         for c in names
     ]
+    rounds = _compile_rounds(jobs, args) if args.fresh_compiles else None
     bar = tqdm(total=len(jobs), desc="programs", disable=not sys.stderr.isatty())
     sweeps: dict = {"leaves": [], "params": []}
-    for sweep, name, leaves, size in jobs:
+    for job in jobs:
+        sweep, name, leaves, size = job
         row = measure(
             name,
             leaves,
@@ -349,6 +378,7 @@ def main(argv=None) -> dict:
             args.repeats,
             args.compile_repeats,
             args.fresh_compiles,
+            None if rounds is None else rounds[job],
         )
         sweeps[sweep].append(row)
         print(
@@ -375,6 +405,9 @@ def main(argv=None) -> dict:
         ),
         "update_instructions_per_leaf": per_leaf,
         "loop_vs_scan": _loop_vs_scan(sweeps["params"] + sweeps["leaves"]),
+        "compile_vs_optax": _paired_ratios(sweeps["leaves"] + sweeps["params"])
+        if rounds
+        else [],
     }
     out = _common.write_outputs(args.out, args, metrics)
     _print_tables(metrics)
@@ -393,6 +426,52 @@ def hlo_per_leaf(leaves: tuple[int, ...]) -> dict:
     table = per_leaf_table(OPTIMIZERS, leaves)
     print_per_leaf(table)
     return table
+
+
+def _compile_rounds(jobs, args) -> dict:
+    """Fresh-process compile times of every job, in ``--compile-repeats`` rounds.
+
+    Each round compiles every program once, in turn, so a slow spell of the
+    machine touches every contender of a round alike and the same-round ratios
+    (:func:`_paired_ratios`) cancel it.
+    """
+    times: dict = {job: [] for job in jobs}
+    total = len(jobs) * args.compile_repeats
+    bar = tqdm(total=total, desc="compiles", disable=not sys.stderr.isatty())
+    for _ in range(args.compile_repeats):
+        for job in jobs:
+            _, name, leaves, size = job
+            times[job] += fresh_compile_times(
+                name, leaves, size, args.optimizer, args.chunk, 1
+            )
+            bar.update(1)
+    bar.close()
+    return times
+
+
+def _paired_ratios(rows) -> list:
+    """Each train step's compile time over optax's, round by round."""
+    out = []
+    for r in rows:
+        if r["contender"] in ("optax_tree", *LOOPS):
+            continue
+        for q in rows:
+            same = (q["leaves"], q["params"]) == (r["leaves"], r["params"])
+            if q["contender"] == "optax_tree" and same:
+                ratios = [a / b for a, b in zip(r["compile_s_all"], q["compile_s_all"])]
+                out.append(
+                    {
+                        "contender": r["contender"],
+                        "leaves": r["leaves"],
+                        "params": r["params"],
+                        "rounds": len(ratios),
+                        "ratio_median": float(np.median(ratios)),
+                        "ratio_min": float(np.min(ratios)),
+                        "ratio_max": float(np.max(ratios)),
+                    }
+                )
+                break
+    return out
 
 
 def _loop_vs_scan(rows) -> list:
@@ -462,6 +541,16 @@ def _print_tables(metrics):
             ],
             title="genvi_train / plain_scan",
         )
+    if metrics["compile_vs_optax"]:
+        keys = ["rounds", "ratio_median", "ratio_min", "ratio_max"]
+        _common.print_table(
+            ["contender", "leaves", "params", *keys],
+            [
+                [r["contender"], r["leaves"], r["params"], *(r[k] for k in keys)]
+                for r in metrics["compile_vs_optax"]
+            ],
+            title="compile time over optax's, same round",
+        )
     print_per_leaf(metrics["update_instructions_per_leaf"])
 
 
@@ -475,7 +564,7 @@ def _plot(metrics, out):
         ("param_sweep", "params", "temp_bytes", "XLA temporary bytes"),
     ]
     for ax, (sweep, x, y, label) in zip(axes.flat, panels):
-        for name in CONTENDERS:
+        for name in ALL:
             rows = [r for r in metrics[sweep] if r["contender"] == name]
             if rows and all(r[y] > 0 for r in rows):
                 ax.loglog([r[x] for r in rows], [r[y] for r in rows], "o-", label=name)

@@ -218,11 +218,17 @@ class StepScalars:
     same arrays. Values of the usual floating dtypes (16, 32 and 64 bits) come
     out of one reduction that XLA does not copy into the leaves' kernels, so
     per leaf the program holds what optax's does with compiled-in constants
-    (other dtypes are cast only). No value changes: the per-leaf arithmetic
-    sees exactly the scalars it would compute itself.
+    (other dtypes are cast only). Values known while tracing (Python or
+    numpy numbers, arrays that are not tracers) are constants that XLA
+    compiles into each kernel, so they skip the reduction, which would make
+    them buffers. No value changes: the per-leaf arithmetic sees exactly the
+    scalars it would compute itself.
     """
 
     def __init__(self, **values):
+        self._traced = tuple(
+            k for k, v in values.items() if isinstance(v, jax.core.Tracer)
+        )
         self._values = {k: jnp.asarray(v) for k, v in values.items()}
         self._cast: dict = {}
 
@@ -230,11 +236,11 @@ class StepScalars:
         """The values cast to ``like``'s dtype (``like``: a dtype or an array)."""
         dtype = jnp.dtype(getattr(like, "dtype", like))
         if dtype not in self._cast:
-            names = tuple(self._values)
-            cast = tuple(self._values[k].astype(dtype) for k in names)
-            if dtype in _HELD_DTYPES and names:
-                cast = _computed_once(cast)
-            self._cast[dtype] = dict(zip(names, cast))
+            cast = {k: v.astype(dtype) for k, v in self._values.items()}
+            if dtype in _HELD_DTYPES and self._traced:
+                held = _computed_once(tuple(cast[k] for k in self._traced))
+                cast.update(zip(self._traced, held))
+            self._cast[dtype] = cast
         return self._cast[dtype]
 
 

@@ -50,3 +50,35 @@ def test_fresh_compiles_time_each_compilation_in_a_new_process():
     )
     assert len(row["compile_s_all"]) == 1 and row["compile_s"] > 0
     assert row["hlo_instructions"] > 0
+
+
+def test_the_constants_program_compiles_the_hyperparameters_in():
+    # same update, hyperparameters as compiled-in constants: the same numbers,
+    # and the kernels no longer read them from the state
+    def run(name):
+        fn, args, _ = compile_scale._program(name, 3, 8, "momentum", 2)
+        text = fn.lower(*args).compile().as_text()
+        params, state = fn(*args)
+        return text, params, state
+
+    text, params, state = run("dynopt_tree_const")
+    ref_text, ref_params, ref_state = run("dynopt_tree")
+    for a, b in zip(params, ref_params):
+        np.testing.assert_array_equal(a, b)
+    assert state.hyperparams.keys() == ref_state.hyperparams.keys()
+    assert "constant(0.9)" in text and "constant(0.9)" not in ref_text
+    assert " reduce(" not in text and " reduce(" in ref_text
+
+
+def test_fresh_compiles_run_in_rounds_with_paired_ratios(tmp_path):
+    metrics = compile_scale.main(
+        ["--quick", "--leaves", "2", "--params", "1e3", "--optimizer", "sgd"]
+        + ["--contenders", "optax_tree,dynopt_tree,dynopt_tree_const"]
+        + ["--fresh-compiles", "--compile-repeats", "2", "--out", str(tmp_path)]
+    )
+    rows = metrics["compile_vs_optax"]
+    assert {r["contender"] for r in rows} == {"dynopt_tree", "dynopt_tree_const"}
+    assert len(rows) == 4  # two contenders x (leaf sweep, parameter sweep)
+    for r in rows:
+        assert r["rounds"] == 2
+        assert 0 < r["ratio_min"] <= r["ratio_median"] <= r["ratio_max"]

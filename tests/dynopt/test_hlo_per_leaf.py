@@ -8,6 +8,8 @@ computes once per step are the values given, bit for bit, with their
 derivatives.
 """
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,3 +82,26 @@ def test_step_scalars_pass_derivatives_and_batches_through():
     np.testing.assert_array_equal(jax.jacfwd(f)(x), jax.jacfwd(reference)(x))
     xs = jnp.stack([x, 2 * x])
     np.testing.assert_array_equal(jax.vmap(f)(xs), jax.vmap(reference)(xs))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_step_scalars_known_while_tracing_stay_constants(dtype):
+    # numbers known at trace time are compiled in (no reduction makes them
+    # buffers); traced values beside them still come out of the reduction
+    def f(x):
+        s = StepScalars(
+            **{f"c{i}": np.float32(v) for i, v in enumerate(SPECIAL)}, t=-x[0]
+        ).at(dtype)
+        consts = jnp.stack([s[f"c{i}"] for i in range(len(SPECIAL))])
+        return consts, s["t"] * x.astype(dtype)
+
+    x = jnp.array([0.5, 0.25, 2.0])
+    consts, scaled = jax.jit(f)(x)
+    want = np.asarray(jnp.asarray(SPECIAL, jnp.float32).astype(dtype))
+    assert np.asarray(consts).tobytes() == want.tobytes()
+    np.testing.assert_array_equal(scaled, (-x[0]).astype(dtype) * x.astype(dtype))
+    text = jax.jit(f).lower(x).compile().as_text()
+    # one reduction, of the traced value alone (a scalar, not a tuple of ten)
+    reductions = [line for line in text.splitlines() if " reduce(" in line]
+    assert len(reductions) == 1, reductions
+    assert re.search(r"= [a-z0-9]+\[\] reduce\(", reductions[0]), reductions
